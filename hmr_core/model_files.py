@@ -1,0 +1,372 @@
+"""Body-model files: find, read and check SMPL-format models, and convert the official SMPL ``.pkl``.
+
+Two kinds of file hold a body model:
+
+* an SMPL-format ``.npz`` with the keys of ``constants.MODEL_REQUIRED_KEYS`` (and optionally the
+  keypoint regressors of ``constants.MODEL_KEYPOINT_KEYS``). The open body model that ships with
+  ``hmr_core`` is one; ``python -m hmr_core.model_files convert`` makes one from the official model.
+* the official ``SMPL_{NEUTRAL,MALE,FEMALE}.pkl`` (or HMR's ``neutral_smpl_with_cocoplus_reg.pkl``), a
+  Python 2 pickle of chumpy objects and a scipy sparse matrix. It is read with a restricted unpickler
+  that builds only plain arrays: nothing in the file is executed and neither chumpy nor the classes it
+  names are imported.
+
+Which model is used: an explicit path, else the file named by ``$HMR_SMPL_MODEL``, else the open model.
+"""
+
+import argparse
+import os
+import pickle
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from hmr_core import constants
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+OPEN_MODEL_PATH = DATA_DIR / constants.OPEN_MODEL_FILENAME
+
+_HOW_TO_GET_SMPL = (
+    "The official SMPL model needs a free registration at https://smpl.is.tue.mpg.de (download "
+    "'SMPL for Python', e.g. basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl). Point "
+    f"${constants.MODEL_ENV_VAR} at that .pkl, or convert it once with "
+    "'python -m hmr_core.model_files convert SMPL.pkl smpl.npz'. Without it, hmr_core uses its open "
+    f"body model: unset ${constants.MODEL_ENV_VAR} and pass no path."
+)
+
+
+class ModelFileError(ValueError):
+    """A body-model file is missing, unreadable, or does not hold an SMPL-format model."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Finding the model
+# --------------------------------------------------------------------------------------------------
+def resolve_model_path(path: str | os.PathLike | None = None) -> Path:
+    """Decide which model file to use: ``path``, else ``$HMR_SMPL_MODEL``, else the open model.
+
+    Args:
+        path: an explicit ``.npz`` or ``.pkl`` file, or None.
+
+    Returns:
+        The path of an existing file.
+
+    Raises:
+        ModelFileError: if the chosen file does not exist (the message says how to get SMPL).
+    """
+    if path is not None:
+        source = "the path given"
+    elif os.environ.get(constants.MODEL_ENV_VAR):
+        path, source = os.environ[constants.MODEL_ENV_VAR], f"${constants.MODEL_ENV_VAR}"
+    else:
+        path, source = OPEN_MODEL_PATH, "the open body model that ships with hmr_core"
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ModelFileError(f"{path} ({source}) is a directory; give the model file itself. {_HOW_TO_GET_SMPL}")
+    if not path.is_file():
+        if path == OPEN_MODEL_PATH:
+            raise ModelFileError(
+                f"the open body model {path} is missing from the installed package; reinstall hmr_core or "
+                "rebuild it with 'python -m hmr_core.open_body_model build'."
+            )
+        raise ModelFileError(f"body-model file {path} ({source}) does not exist. {_HOW_TO_GET_SMPL}")
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading the official pickle without running it
+# --------------------------------------------------------------------------------------------------
+class _ChumpyArray:
+    """Stand-in for ``chumpy.ch.Ch``: keeps the pickled state, from which ``x`` holds the array."""
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def to_numpy(self) -> np.ndarray:
+        state = getattr(self, "state", None)
+        if not isinstance(state, dict) or "x" not in state:
+            keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ModelFileError(f"a chumpy object in the file holds no plain array ('x'); its state has {keys}")
+        return np.asarray(state["x"])
+
+
+class _SparseMatrix:
+    """Stand-in for scipy's csc/csr matrices: keeps ``data``, ``indices``, ``indptr`` and the shape."""
+
+    format = "csc"
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def to_numpy(self) -> np.ndarray:
+        import scipy.sparse
+
+        state = self.state
+        shape = state.get("_shape", state.get("shape"))
+        build = scipy.sparse.csc_matrix if self.format == "csc" else scipy.sparse.csr_matrix
+        matrix = build((state["data"], state["indices"], state["indptr"]), shape=shape)
+        return np.asarray(matrix.toarray())
+
+
+class _CsrMatrix(_SparseMatrix):
+    format = "csr"
+
+
+def _reconstructor(cls, base, state):
+    """Safe replacement for ``copy_reg._reconstructor`` (protocol 0/1 pickles): stand-ins only."""
+    if cls not in (_ChumpyArray, _SparseMatrix, _CsrMatrix) or base is not object:
+        raise pickle.UnpicklingError(f"refusing to reconstruct {cls!r} from base {base!r}")
+    return object.__new__(cls)
+
+
+def _numpy_reconstruct():
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    return _reconstruct, scalar
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that admits only the classes an SMPL model file needs, mapped to safe stand-ins.
+
+    numpy arrays and dtypes are built by numpy; chumpy ``Ch`` objects and scipy sparse matrices become
+    inert stand-ins that only hold their state. Any other global (``os.system``, ``builtins.eval``,
+    ``subprocess.Popen``, ...) raises ``pickle.UnpicklingError`` before anything is called.
+    """
+
+    def find_class(self, module: str, name: str):
+        reconstruct, scalar = _numpy_reconstruct()
+        allowed = {
+            ("numpy.core.multiarray", "_reconstruct"): reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): reconstruct,
+            ("numpy.core.multiarray", "scalar"): scalar,
+            ("numpy._core.multiarray", "scalar"): scalar,
+            ("numpy", "ndarray"): np.ndarray,
+            ("numpy", "dtype"): np.dtype,
+            ("chumpy.ch", "Ch"): _ChumpyArray,
+            ("scipy.sparse.csc", "csc_matrix"): _SparseMatrix,
+            ("scipy.sparse._csc", "csc_matrix"): _SparseMatrix,
+            ("scipy.sparse.csr", "csr_matrix"): _CsrMatrix,
+            ("scipy.sparse._csr", "csr_matrix"): _CsrMatrix,
+            ("copy_reg", "_reconstructor"): _reconstructor,
+            ("copyreg", "_reconstructor"): _reconstructor,
+            ("__builtin__", "object"): object,
+            ("builtins", "object"): object,
+        }
+        if (module, name) not in allowed:
+            raise pickle.UnpicklingError(
+                f"refusing to load '{module}.{name}' from a model file: only numpy arrays, chumpy arrays and "
+                "scipy sparse matrices are allowed, and nothing in the file is executed"
+            )
+        return allowed[(module, name)]
+
+
+def _plain(value):
+    """Turn stand-ins and arrays into numpy arrays; keep other plain values (strings, numbers)."""
+    if isinstance(value, (_ChumpyArray, _SparseMatrix)):
+        return value.to_numpy()
+    return value
+
+
+def read_smpl_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read an official SMPL ``.pkl`` into plain numpy arrays, executing nothing from the file.
+
+    Args:
+        path: the ``.pkl`` file (Python 2 or 3 pickle).
+
+    Returns:
+        Every array-valued entry of the file's dict; sparse matrices are made dense.
+
+    Raises:
+        ModelFileError: if the file cannot be read or is not a dict of arrays, or tries to load anything
+            other than arrays (the message names what it tried).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = RestrictedUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as err:
+        raise ModelFileError(f"{path}: {err}") from err
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
+        raise ModelFileError(f"{path} is not a readable SMPL pickle ({type(err).__name__}: {err})") from err
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"{path} holds a {type(raw).__name__}, not the dict of arrays of an SMPL model file")
+    out = {}
+    for key, value in raw.items():
+        value = _plain(value)
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            out[str(key)] = value
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking and loading
+# --------------------------------------------------------------------------------------------------
+def _expect_shape(path, key, array, shape):
+    """Check ``array.shape`` against ``shape`` whose None entries match anything."""
+    ok = array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape))
+    if not ok:
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ModelFileError(f"{path}: '{key}' has shape {array.shape}, expected {want}")
+
+
+def validate_model_arrays(arrays: dict[str, np.ndarray], path="model") -> dict[str, np.ndarray]:
+    """Check keys and shapes of an SMPL-format model and return it in canonical dtypes.
+
+    Args:
+        arrays: the model's arrays (keys of ``constants.MODEL_REQUIRED_KEYS``, optionally
+            ``constants.MODEL_KEYPOINT_KEYS``).
+        path: the file name to put in error messages.
+
+    Returns:
+        A new dict: float arrays as float64, ``f`` and ``face_vertex_ids`` as int64, ``kintree_table`` as
+        int64 with the root's parent set to -1, ``J_regressor`` dense.
+
+    Raises:
+        ModelFileError: naming the missing key or the array with the wrong shape.
+    """
+    missing = [k for k in constants.MODEL_REQUIRED_KEYS if k not in arrays]
+    if missing:
+        raise ModelFileError(
+            f"{path} is missing key(s) {missing}; an SMPL-format model needs {list(constants.MODEL_REQUIRED_KEYS)}"
+            + (f" (it has {sorted(arrays)})" if arrays else "")
+        )
+    out = {k: np.asarray(arrays[k]) for k in arrays}
+    v_template = out["v_template"]
+    _expect_shape(path, "v_template", v_template, (None, 3))
+    num_verts = v_template.shape[0]
+    kintree = out["kintree_table"]
+    _expect_shape(path, "kintree_table", kintree, (2, None))
+    num_joints = kintree.shape[1]
+    _expect_shape(path, "shapedirs", out["shapedirs"], (num_verts, 3, None))
+    _expect_shape(path, "posedirs", out["posedirs"], (num_verts, 3, 9 * (num_joints - 1)))
+    _expect_shape(path, "J_regressor", out["J_regressor"], (num_joints, num_verts))
+    _expect_shape(path, "weights", out["weights"], (num_verts, num_joints))
+    _expect_shape(path, "f", out["f"], (None, 3))
+    if "J_regressor_lsp" in out:
+        _expect_shape(path, "J_regressor_lsp", out["J_regressor_lsp"], (constants.NUM_LSP_JOINTS, num_verts))
+    if "face_vertex_ids" in out:
+        _expect_shape(path, "face_vertex_ids", out["face_vertex_ids"], (len(constants.FACE_KEYPOINT_NAMES),))
+
+    for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "J_regressor_lsp"):
+        if key in out:
+            out[key] = out[key].astype(np.float64)
+            if not np.isfinite(out[key]).all():
+                raise ModelFileError(f"{path}: '{key}' holds NaN or infinite values")
+    for key in ("f", "face_vertex_ids"):
+        if key in out:
+            out[key] = out[key].astype(np.int64)
+            if out[key].min(initial=0) < 0 or out[key].max(initial=0) >= num_verts:
+                raise ModelFileError(f"{path}: '{key}' indexes vertices outside [0, {num_verts})")
+    # The official files store the root's parent as 2**32 - 1 in an unsigned table.
+    parents = kintree[0].astype(np.int64)
+    parents[0] = -1
+    if any(not 0 <= p < j for j, p in enumerate(parents[1:], start=1)):
+        raise ModelFileError(f"{path}: 'kintree_table' parents {parents.tolist()} do not form a tree rooted at 0")
+    out["kintree_table"] = np.stack((parents, kintree[1].astype(np.int64)))
+    return out
+
+
+def load_model_arrays(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """Load and check a body model: an SMPL-format ``.npz`` or the official ``.pkl``.
+
+    Args:
+        path: the file, or None for ``$HMR_SMPL_MODEL`` or else the open model.
+
+    Returns:
+        The checked arrays (see ``validate_model_arrays``), plus ``model_name`` (a str).
+
+    Raises:
+        ModelFileError: for a missing, corrupt or incomplete file.
+    """
+    path = resolve_model_path(path)
+    if path.suffix == ".pkl":
+        arrays = read_smpl_pickle(path)
+        name = path.stem
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+            raise ModelFileError(
+                f"{path} is not a readable SMPL-format .npz ({type(err).__name__}: {err}); re-create it with "
+                "'python -m hmr_core.model_files convert' or, for the open model, reinstall hmr_core"
+            ) from err
+        name = str(arrays.pop("model_name", path.stem))
+        arrays.pop("build_info", None)
+    out = validate_model_arrays(arrays, path)
+    out["model_name"] = name
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Converting the official model
+# --------------------------------------------------------------------------------------------------
+def convert_smpl_pickle(
+    pkl_path: str | os.PathLike, npz_path: str | os.PathLike, lsp_regressor: str | os.PathLike | None = None
+) -> dict[str, np.ndarray]:
+    """Convert an official SMPL ``.pkl`` into an SMPL-format ``.npz``, without chumpy.
+
+    HMR's ``neutral_smpl_with_cocoplus_reg.pkl`` also holds ``cocoplus_regressor`` (19, 6890); its first
+    14 rows become ``J_regressor_lsp``. Otherwise a (14, V) ``.npy`` can be given.
+
+    Args:
+        pkl_path: the official model file.
+        npz_path: where to write the ``.npz``.
+        lsp_regressor: optional ``.npy`` file with a (14, V) LSP joint regressor.
+
+    Returns:
+        The arrays written.
+    """
+    arrays = read_smpl_pickle(pkl_path)
+    if "cocoplus_regressor" in arrays and "J_regressor_lsp" not in arrays:
+        arrays["J_regressor_lsp"] = arrays["cocoplus_regressor"][: constants.NUM_LSP_JOINTS]
+    if lsp_regressor is not None:
+        arrays["J_regressor_lsp"] = np.load(lsp_regressor, allow_pickle=False)
+    checked = validate_model_arrays(arrays, pkl_path)
+    keep = constants.MODEL_REQUIRED_KEYS + constants.MODEL_KEYPOINT_KEYS
+    out = {k: checked[k] for k in keep if k in checked}
+    for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "J_regressor_lsp"):
+        if key in out:
+            out[key] = out[key].astype(np.float32)
+    out["f"] = out["f"].astype(np.int32)
+    npz_path = Path(npz_path)
+    npz_path.parent.mkdir(parents=True, exist_ok=True)
+    # Write to a temporary name first so an interrupted conversion never leaves a half-written model.
+    tmp = npz_path.with_name(npz_path.name + ".partial")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, model_name=np.array(Path(pkl_path).stem), **out)
+    os.replace(tmp, npz_path)
+    return out
+
+
+def describe(arrays: dict[str, np.ndarray]) -> str:
+    """One line per array: key, shape, dtype."""
+    return "\n".join(f"  {k:16s} {str(getattr(v, 'shape', '')):18s} {getattr(v, 'dtype', type(v).__name__)}" for k, v in arrays.items())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m hmr_core.model_files", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    conv = sub.add_parser("convert", help="convert the official SMPL .pkl to an SMPL-format .npz")
+    conv.add_argument("pkl", help="official SMPL model, e.g. basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl")
+    conv.add_argument("npz", help="output .npz")
+    conv.add_argument("--lsp-regressor", help="optional (14, V) .npy regressor for the LSP joints")
+    info = sub.add_parser("info", help="print the arrays of a model file (default: the model in use)")
+    info.add_argument("path", nargs="?")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "convert":
+            out = convert_smpl_pickle(args.pkl, args.npz, args.lsp_regressor)
+            print(f"wrote {args.npz}\n{describe(out)}")
+        else:
+            arrays = load_model_arrays(args.path)
+            print(f"{arrays.pop('model_name')} ({resolve_model_path(args.path)})\n{describe(arrays)}")
+    except ModelFileError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()
