@@ -120,6 +120,13 @@ def _reconstructor(cls, base, state):
     return object.__new__(cls)
 
 
+def _latin1_encode(text, encoding="latin1"):
+    """Safe replacement for ``_codecs.encode``, which Python 3 pickles of byte strings call."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refusing to call _codecs.encode with {type(text).__name__}, {encoding!r}")
+    return text.encode(encoding)
+
+
 def _numpy_reconstruct():
     try:
         from numpy._core.multiarray import _reconstruct, scalar
@@ -152,6 +159,12 @@ class RestrictedUnpickler(pickle.Unpickler):
             ("scipy.sparse._csr", "csr_matrix"): _CsrMatrix,
             ("copy_reg", "_reconstructor"): _reconstructor,
             ("copyreg", "_reconstructor"): _reconstructor,
+            ("_codecs", "encode"): _latin1_encode,
+            # Plain containers in chumpy's state; constructing them runs no code from the file.
+            ("__builtin__", "set"): set,
+            ("builtins", "set"): set,
+            ("__builtin__", "frozenset"): frozenset,
+            ("builtins", "frozenset"): frozenset,
             ("__builtin__", "object"): object,
             ("builtins", "object"): object,
         }

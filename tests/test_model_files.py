@@ -1,0 +1,237 @@
+import os
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from torch.testing import assert_close
+
+from hmr_core import SMPL, constants
+from hmr_core.bench import random_smpl_arrays
+from hmr_core.model_files import (
+    ModelFileError,
+    OPEN_MODEL_PATH,
+    convert_smpl_pickle,
+    load_model_arrays,
+    main,
+    read_smpl_pickle,
+    resolve_model_path,
+)
+
+
+class _FakeCh:
+    """Pickles like chumpy's Ch: a class named chumpy.ch.Ch whose state dict holds the array as 'x'."""
+
+    def __init__(self, x):
+        self.x = x
+        self._dirty_vars = set()
+        self.label = "Ch"
+
+
+class _FakeCsc:
+    """Pickles like an old scipy csc_matrix: data, indices, indptr and _shape in the state dict."""
+
+    def __init__(self, dense):
+        dense = np.asarray(dense)
+        cols = [np.nonzero(dense[:, c])[0] for c in range(dense.shape[1])]
+        self.indices = np.concatenate(cols).astype(np.int32)
+        self.data = np.concatenate([dense[r, c] for c, r in enumerate(cols)])
+        self.indptr = np.concatenate([[0], np.cumsum([len(r) for r in cols])]).astype(np.int32)
+        self._shape = dense.shape
+        self.maxprint = 50
+        self.format = "csc"
+
+
+@pytest.fixture
+def official_style_pickle(tmp_path, monkeypatch):
+    """An SMPL .pkl laid out like the official release: chumpy arrays, a sparse regressor, protocol 2.
+
+    The fake classes are registered under chumpy's and scipy's old module names only while pickling,
+    so loading must succeed without them.
+    """
+    arrays = random_smpl_arrays(seed=3)
+    chumpy, chumpy_ch, csc = (types.ModuleType(n) for n in ("chumpy", "chumpy.ch", "scipy.sparse.csc"))
+    chumpy_ch.Ch, csc.csc_matrix = _FakeCh, _FakeCsc
+    _FakeCh.__module__, _FakeCh.__qualname__, _FakeCh.__name__ = "chumpy.ch", "Ch", "Ch"
+    _FakeCsc.__module__, _FakeCsc.__qualname__, _FakeCsc.__name__ = "scipy.sparse.csc", "csc_matrix", "csc_matrix"
+    with monkeypatch.context() as m:
+        for mod in (chumpy, chumpy_ch, csc):
+            m.setitem(sys.modules, mod.__name__, mod)
+        content = {
+            "v_template": _FakeCh(arrays["v_template"].astype(np.float64)),
+            "shapedirs": _FakeCh(arrays["shapedirs"].astype(np.float64)),
+            "posedirs": arrays["posedirs"].astype(np.float64),
+            "J_regressor": _FakeCsc(arrays["J_regressor"].astype(np.float64)),
+            "weights": _FakeCh(arrays["weights"].astype(np.float64)),
+            "kintree_table": np.stack((np.r_[4294967295, arrays["kintree_table"][0, 1:]], np.arange(24))).astype(np.uint32),
+            "f": arrays["f"].astype(np.uint32),
+            "bs_style": "lbs",
+            "bs_type": "lrotmin",
+        }
+        path = tmp_path / "SMPL_FAKE.pkl"
+        with open(path, "wb") as f:
+            pickle.dump(content, f, protocol=2)
+    return path, arrays
+
+
+def test_reads_official_layout_without_chumpy(official_style_pickle):
+    path, arrays = official_style_pickle
+    assert "chumpy" not in sys.modules
+    out = read_smpl_pickle(path)
+    for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "f"):
+        np.testing.assert_allclose(out[key], arrays[key], atol=0, rtol=0)
+    assert "bs_style" not in out  # strings are not arrays
+    assert "chumpy" not in sys.modules
+
+
+def test_convert_writes_npz_that_smpl_loads(official_style_pickle, tmp_path):
+    path, arrays = official_style_pickle
+    npz = tmp_path / "out" / "smpl.npz"
+    main(["convert", str(path), str(npz)])
+    loaded = load_model_arrays(npz)
+    assert loaded["model_name"] == "SMPL_FAKE"
+    assert loaded["kintree_table"][0, 0] == -1
+    for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights"):
+        np.testing.assert_allclose(loaded[key], arrays[key], atol=0, rtol=0)
+    assert not list(npz.parent.glob("*.partial"))
+    # The converted file, the pickle itself and the arrays all give the same body.
+    pose = torch.rand(2, 72) - 0.5
+    ref = SMPL(arrays=arrays)(pose=pose).vertices
+    assert_close(SMPL(npz)(pose=pose).vertices, ref, atol=1e-6, rtol=0)
+    assert_close(SMPL(path)(pose=pose).vertices, ref, atol=1e-6, rtol=0)
+
+
+def test_cocoplus_regressor_becomes_lsp_regressor(official_style_pickle, tmp_path):
+    path, arrays = official_style_pickle
+    content = read_smpl_pickle(path)
+    coco = np.zeros((19, 6890))
+    coco[np.arange(19), np.arange(19) * 10] = 1.0
+    content["cocoplus_regressor"] = coco
+    with open(tmp_path / "hmr.pkl", "wb") as f:
+        pickle.dump(content, f, protocol=2)
+    out = convert_smpl_pickle(tmp_path / "hmr.pkl", tmp_path / "hmr.npz")
+    np.testing.assert_array_equal(out["J_regressor_lsp"], coco[:14])
+
+
+class _Evil:
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize("payload", ["os.system", "builtins.eval", "nested"])
+def test_pickle_that_runs_code_is_refused(tmp_path, payload):
+    marker = tmp_path / "pwned"
+    if payload == "os.system":
+        obj = {"v_template": _Evil(f"touch {marker}")}
+    elif payload == "builtins.eval":
+        class EvalEvil:
+            def __reduce__(self):
+                return (eval, (f"open({str(marker)!r}, 'w').close()",))
+        obj = {"v_template": EvalEvil()}
+    else:
+        obj = {"shapedirs": [np.zeros(3), {"x": _Evil(f"touch {marker}")}]}
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=2))
+    with pytest.raises(ModelFileError, match=r"refusing to load '(posix|os|nt|builtins|__builtin__)\.(system|eval)'"):
+        load_model_arrays(path)
+    assert not marker.exists()
+
+
+def test_missing_file_says_how_to_get_smpl(tmp_path):
+    with pytest.raises(ModelFileError, match=r"does not exist.*smpl\.is\.tue\.mpg\.de.*open body model"):
+        SMPL(tmp_path / "SMPL_NEUTRAL.pkl")
+
+
+def test_env_var_selects_the_model(official_style_pickle, tmp_path, monkeypatch):
+    path, _ = official_style_pickle
+    monkeypatch.setenv(constants.MODEL_ENV_VAR, str(path))
+    assert resolve_model_path() == path
+    assert SMPL().model_name == "SMPL_FAKE"
+    monkeypatch.setenv(constants.MODEL_ENV_VAR, str(tmp_path / "nope.pkl"))
+    with pytest.raises(ModelFileError, match=r"\$HMR_SMPL_MODEL.*does not exist"):
+        SMPL()
+
+
+@pytest.mark.skipif(not OPEN_MODEL_PATH.exists(), reason="the open body model is not built yet")
+def test_default_is_the_open_model(monkeypatch):
+    monkeypatch.delenv(constants.MODEL_ENV_VAR, raising=False)
+    assert resolve_model_path() == OPEN_MODEL_PATH
+
+
+def test_directory_is_rejected(tmp_path):
+    with pytest.raises(ModelFileError, match="is a directory"):
+        load_model_arrays(tmp_path)
+
+
+def _save(path, arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_missing_keys_are_named(tmp_path):
+    arrays = random_smpl_arrays(seed=0)
+    del arrays["weights"], arrays["posedirs"]
+    with pytest.raises(ModelFileError, match=r"missing key\(s\) \['posedirs', 'weights'\]"):
+        load_model_arrays(_save(tmp_path / "m.npz", arrays))
+
+
+@pytest.mark.parametrize(
+    "key, bad, message",
+    [
+        ("shapedirs", np.zeros((6890, 10)), r"'shapedirs' has shape \(6890, 10\), expected \(6890, 3, \*\)"),
+        ("posedirs", np.zeros((6890, 3, 200)), r"'posedirs' has shape \(6890, 3, 200\), expected \(6890, 3, 207\)"),
+        ("J_regressor", np.zeros((24, 6000)), r"'J_regressor' has shape \(24, 6000\), expected \(24, 6890\)"),
+        ("weights", np.zeros((6890, 23)), r"'weights' has shape \(6890, 23\), expected \(6890, 24\)"),
+        ("v_template", np.zeros((6890, 4)), r"'v_template' has shape \(6890, 4\)"),
+        ("f", np.full((10, 3), 7000), r"'f' indexes vertices outside \[0, 6890\)"),
+        ("v_template", np.full((6890, 3), np.nan), r"'v_template' holds NaN"),
+    ],
+)
+def test_wrong_shapes_are_named(tmp_path, key, bad, message):
+    arrays = random_smpl_arrays(seed=0)
+    arrays[key] = bad
+    with pytest.raises(ModelFileError, match=message):
+        load_model_arrays(_save(tmp_path / "m.npz", arrays))
+
+
+def test_corrupt_npz_is_reported(tmp_path):
+    path = tmp_path / "broken.npz"
+    path.write_bytes(b"PK\x03\x04 this is not a zip archive")
+    with pytest.raises(ModelFileError, match=r"broken\.npz is not a readable SMPL-format \.npz"):
+        load_model_arrays(path)
+    truncated = tmp_path / "truncated.npz"
+    _save(tmp_path / "full.npz", random_smpl_arrays(seed=0))
+    truncated.write_bytes((tmp_path / "full.npz").read_bytes()[:100_000])
+    with pytest.raises(ModelFileError, match="truncated.npz"):
+        load_model_arrays(truncated)
+
+
+def test_corrupt_pickle_is_reported(tmp_path):
+    path = tmp_path / "broken.pkl"
+    path.write_bytes(pickle.dumps({"v_template": np.zeros((3, 3))}, protocol=2)[:40])
+    with pytest.raises(ModelFileError, match="broken.pkl"):
+        load_model_arrays(path)
+
+
+def test_pickle_of_a_list_is_reported(tmp_path):
+    path = tmp_path / "list.pkl"
+    path.write_bytes(pickle.dumps([1, 2, 3], protocol=2))
+    with pytest.raises(ModelFileError, match="holds a list, not the dict"):
+        read_smpl_pickle(path)
+
+
+def test_info_command_prints_arrays(official_style_pickle, capsys):
+    path, _ = official_style_pickle
+    main(["info", str(path)])
+    out = capsys.readouterr().out
+    assert "SMPL_FAKE" in out and "shapedirs" in out and "(6890, 3, 10)" in out
+
+
+def test_cli_error_exits_with_message(tmp_path):
+    with pytest.raises(SystemExit, match="error: .*does not exist"):
+        main(["info", str(tmp_path / "missing.npz")])
