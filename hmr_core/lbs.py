@@ -97,6 +97,23 @@ def kinematic_levels(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(j for j in range(len(parents)) if depth[j] == d) for d in range(max(depth) + 1))
 
 
+@lru_cache(maxsize=32)
+def _kinematic_plan(parents: tuple[int, ...], device: torch.device):
+    """Index tensors for ``forward_kinematics``, made once per tree and device (no host copies per call)."""
+    levels = kinematic_levels(parents)
+    plan = []
+    for depth, level in enumerate(levels):
+        prev = levels[depth - 1] if depth else ()
+        plan.append((
+            torch.tensor(level, device=device),  # joints of this level
+            torch.tensor([prev.index(parents[j]) for j in level] if depth else [], dtype=torch.long, device=device),
+            torch.tensor([parents[j] for j in level] if depth else [], dtype=torch.long, device=device),
+        ))
+    level_order = [j for level in levels for j in level]
+    back = torch.tensor([level_order.index(j) for j in range(len(parents))], device=device)
+    return plan, back
+
+
 def forward_kinematics(
     rotmats: torch.Tensor, joints: torch.Tensor, parents: Sequence[int]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -117,30 +134,23 @@ def forward_kinematics(
         posed_joints (B, J, 3) world joint locations; rel_rotmats (B, J, 3, 3) and rel_transl (B, J, 3),
         the rotation and translation of G'_k, which moves a rest-pose point rigidly with joint k.
     """
-    levels = kinematic_levels(tuple(int(p) for p in parents))
+    plan, back = _kinematic_plan(tuple(int(p) for p in parents), joints.device)
     world_rot: list[torch.Tensor] = []  # per level, (B, n_level, 3, 3)
     world_pos: list[torch.Tensor] = []  # per level, (B, n_level, 3)
-    slot = {}  # joint -> (level, position within level)
-    for depth, level in enumerate(levels):
-        idx = list(level)
-        local_rot = rotmats[:, idx]  # (B, n, 3, 3)
+    for depth, (level, parent_slot, parent) in enumerate(plan):
+        local_rot = rotmats[:, level]  # (B, n, 3, 3)
         if depth == 0:
-            rot, pos = local_rot, joints[:, idx]
+            rot, pos = local_rot, joints[:, level]
         else:
-            prev = levels[depth - 1]
-            par = [prev.index(parents[j]) for j in idx]  # parents sit in the previous level
-            par_rot, par_pos = world_rot[-1][:, par], world_pos[-1][:, par]
-            offset = joints[:, idx] - joints[:, [parents[j] for j in idx]]  # (B, n, 3) bone in rest pose
+            par_rot, par_pos = world_rot[-1][:, parent_slot], world_pos[-1][:, parent_slot]
+            bone = joints[:, level] - joints[:, parent]  # (B, n, 3) bone vectors in the rest pose
             rot = par_rot @ local_rot
-            pos = (par_rot @ offset[..., None])[..., 0] + par_pos
-        for i, j in enumerate(idx):
-            slot[j] = sum(len(lv) for lv in levels[:depth]) + i
+            pos = (par_rot @ bone[..., None])[..., 0] + par_pos
         world_rot.append(rot)
         world_pos.append(pos)
     # Back from level order to joint order.
-    order = [slot[j] for j in range(len(parents))]
-    rot = torch.cat(world_rot, dim=1)[:, order]  # (B, J, 3, 3)
-    posed_joints = torch.cat(world_pos, dim=1)[:, order]  # (B, J, 3)
+    rot = torch.cat(world_rot, dim=1)[:, back]  # (B, J, 3, 3)
+    posed_joints = torch.cat(world_pos, dim=1)[:, back]  # (B, J, 3)
     rel_transl = posed_joints - (rot @ joints[..., None])[..., 0]  # t of G_k · [I | -J_k]
     return posed_joints, rot, rel_transl
 
