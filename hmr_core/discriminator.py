@@ -10,7 +10,7 @@ A single discriminator over all 85 numbers would be hard to train; HMR factorise
 * an all-joints head (two layers of 1024 on the 23×32 features, then 1) judges the whole pose;
 * a shape head (10 → 5 → 1) judges β.
 
-Each D_i is trained with a least-squares GAN loss (HMR eq. 5-6, Mao et al. 2017):
+Each D_i is trained with a least-squares GAN loss (HMR, Sec. 3.3; Mao et al. 2017):
 
     min_E  L_adv(E) = Σ_i E_Θ~p_E [(D_i(E(I)) - 1)²]
     min_Di L(D_i)  = E_Θ~p_data [(D_i(Θ) - 1)²] + E_Θ~p_E [D_i(E(I))²]
