@@ -79,3 +79,69 @@ OPEN_MODEL_FILENAME = "open_body_model.npz"
 
 # --- Images -----------------------------------------------------------------------------------------
 IMG_SIZE = 224  # HMR's input crop, pixels
+
+# ====================================================================================================
+# Data: left/right flips, the joint order of the standard preprocessed datasets, the pose prior's
+# fallback skeleton. (Appended for hmr_core.augment, hmr_core.datasets and hmr_core.pose_prior.)
+# ====================================================================================================
+
+# --- Mirroring ----------------------------------------------------------------------------------------
+# Index of each SMPL joint's mirror image (left <-> right; spine, neck, head map to themselves).
+SMPL_FLIP_PERMUTATION = (0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 23, 22)
+# The same for HMR's 19 keypoints (``KEYPOINT_NAMES``) and the 14 LSP joints (its first 14).
+KEYPOINT_FLIP_PERMUTATION = (5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13, 14, 16, 15, 18, 17)
+LSP_FLIP_PERMUTATION = KEYPOINT_FLIP_PERMUTATION[:NUM_LSP_JOINTS]
+
+# --- SPIN's 24 joints: the order of ``part`` (N, 24, 3) and ``S`` (N, 24, 4) in the preprocessed .npz
+# annotations of SPIN (Kolotouros et al., ICCV 2019, ``dataset_extras``) that most HMR-family code reads.
+# The first 14 are the LSP joints in LSP's order; the others come from the dataset named in brackets.
+SPIN_JOINT_NAMES = LSP_JOINT_NAMES + (
+    "pelvis",  # (MPII)
+    "thorax",  # (MPII)
+    "spine",  # (H36M)
+    "jaw",  # (H36M)
+    "head",  # (H36M)
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+)
+NUM_SPIN_JOINTS = len(SPIN_JOINT_NAMES)  # 24
+# Row of SPIN's 24 joints that holds each of HMR's 19 keypoints, and each of the 14 LSP 3D joints.
+SPIN_TO_KEYPOINT = tuple(SPIN_JOINT_NAMES.index(name) for name in KEYPOINT_NAMES)
+SPIN_TO_LSP_3D = tuple(SPIN_JOINT_NAMES.index(name) for name in LSP_JOINT_NAMES)
+# A box of side BOX_SCALE_UNIT · scale pixels around ``center`` holds the person (SPIN's and HMR's
+# convention: ``scale`` = box size / 200).
+BOX_SCALE_UNIT = 200.0
+
+# --- A fallback skeleton for the pose prior's self-penetration test ----------------------------------
+# Rest-pose (T-pose) joints of an average adult in SMPL's frame (metres, y up, facing +z, left at +x),
+# rounded to 5 mm from the open body model's mean shape. Used only when no body-model file is
+# available; with a model file the joints (and capsule radii) come from the model itself.
+TEMPLATE_REST_JOINTS = (
+    (0.0, 0.0, 0.0),  # pelvis
+    (0.11, -0.015, -0.01),  # left_hip
+    (-0.11, -0.015, -0.01),  # right_hip
+    (0.0, 0.08, -0.04),  # spine1
+    (0.145, -0.39, 0.02),  # left_knee
+    (-0.145, -0.39, 0.02),  # right_knee
+    (0.0, 0.235, -0.025),  # spine2
+    (0.19, -0.825, -0.01),  # left_ankle
+    (-0.19, -0.825, -0.01),  # right_ankle
+    (0.0, 0.36, -0.04),  # spine3
+    (0.2, -0.875, 0.13),  # left_foot
+    (-0.2, -0.875, 0.13),  # right_foot
+    (0.0, 0.55, 0.0),  # neck
+    (0.025, 0.47, 0.015),  # left_collar
+    (-0.025, 0.47, 0.015),  # right_collar
+    (0.0, 0.645, 0.035),  # head
+    (0.175, 0.45, 0.01),  # left_shoulder
+    (-0.175, 0.45, 0.01),  # right_shoulder
+    (0.435, 0.45, 0.01),  # left_elbow
+    (-0.435, 0.45, 0.01),  # right_elbow
+    (0.665, 0.45, 0.01),  # left_wrist
+    (-0.665, 0.45, 0.01),  # right_wrist
+    (0.775, 0.445, 0.025),  # left_hand
+    (-0.775, 0.445, 0.025),  # right_hand
+)

@@ -1,0 +1,588 @@
+"""The real datasets HMR trains and tests on, read from the standard preprocessed ``.npz`` annotations.
+
+HMR (Kanazawa et al., CVPR 2018, Sec. 4) trains on in-the-wild images with 2D keypoints (LSP,
+LSP-extended, MPII, COCO) and on images with 3D labels (Human3.6M, MPI-INF-3DHP), and tests on
+Human3.6M, MPI-INF-3DHP and LSP; 3DPW is the usual in-the-wild 3D test set of its successors. The
+de-facto standard form of all of them is the ``.npz`` files of SPIN's ``dataset_extras`` (Kolotouros et
+al., ICCV 2019), one per dataset and split:
+
+====================  ============  ==========================================================
+key                   shape         meaning
+====================  ============  ==========================================================
+``imgname``           (N,) str      image path, relative to the dataset's image folder
+``center``            (N, 2)        person box centre, pixels
+``scale``             (N,)          person box size / 200
+``part``              (N, 24, 3)    2D keypoints (pixels) and visibility, SPIN's 24-joint order
+``S``                 (N, 24, 4)    3D joints (metres, camera frame) and confidence
+``pose``              (N, 72)       SMPL θ (axis-angle, camera frame)
+``shape``             (N, 10)       SMPL β
+``has_smpl``          (N,)          1 where pose/shape are real labels
+====================  ============  ==========================================================
+
+Only ``imgname``, ``center`` and ``scale`` are always there; a missing ``part``, ``S`` or
+``pose``/``shape`` means the dataset has no such labels (their ``has_*`` is 0). SPIN's 24 joints map to
+HMR's 19 keypoints (``constants.SPIN_TO_KEYPOINT``) and to the 14 LSP 3D joints
+(``constants.SPIN_TO_LSP_3D``). Where each dataset comes from, its terms, and the folder layout are in
+``docs/datasets.md``.
+
+Letters in shapes: N samples, K keypoints (19), J 3D joints (14), H/W image.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, TypedDict
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from hmr_core import constants
+from hmr_core.augment import (
+    NO_AUGMENTATION,
+    AugmentConfig,
+    augment_labels,
+    crop_transform,
+    image_to_tensor,
+    sample_augment_params,
+    scale_image_coordinates,
+    warp_image,
+)
+
+logger = logging.getLogger(__name__)
+
+# Keypoint annotations count pixels from the centre of the top-left pixel; ``hmr_core.augment`` uses
+# continuous coordinates in which that centre is at (0.5, 0.5).
+PIXEL_CENTRE = 0.5
+ANNOTATION_DIR = "dataset_extras"  # where the .npz files live under the data root (as in SPIN)
+
+
+# --------------------------------------------------------------------------------------------------
+# The datasets
+# --------------------------------------------------------------------------------------------------
+class DatasetInfo(NamedTuple):
+    """Where a dataset's files are and what it provides.
+
+    Attributes:
+        title: the dataset's name.
+        image_folder: folder under the data root that ``imgname`` is relative to.
+        files: split ("train", "test", ...) -> ``.npz`` file name under ``<root>/dataset_extras``.
+        labels: which labels the preprocessed files hold.
+        url: the official site.
+        terms: licence or terms of use, in short.
+    """
+
+    title: str
+    image_folder: str
+    files: dict[str, str]
+    labels: str
+    url: str
+    terms: str
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "h36m": DatasetInfo(
+        "Human3.6M", "h36m",
+        {"train": "h36m_train.npz", "test_p1": "h36m_valid_protocol1.npz", "test_p2": "h36m_valid_protocol2.npz"},
+        "2D keypoints, 3D joints; SMPL θ/β only where MoSh fits are available",
+        "http://vision.imar.ro/human3.6m/", "registration and approval; academic, non-commercial research use"),
+    "mpi_inf_3dhp": DatasetInfo(
+        "MPI-INF-3DHP", "mpi_inf_3dhp",
+        {"train": "mpi_inf_3dhp_train.npz", "test": "mpi_inf_3dhp_valid.npz"},
+        "2D keypoints, 3D joints", "https://vcai.mpi-inf.mpg.de/3dhp-dataset/",
+        "licence agreement before download; research use (see the site)"),
+    "lsp": DatasetInfo(
+        "Leeds Sports Pose", "lsp_dataset_original",
+        {"train": "lsp_dataset_original_train.npz", "test": "lsp_dataset_test.npz"},
+        "2D keypoints (14 LSP joints)", "http://sam.johnson.io/research/lsp.html",
+        "Flickr images, research use (see the site)"),
+    "lsp_ext": DatasetInfo(
+        "LSP-extended", "hr-lspet", {"train": "hr-lspet_train.npz"},
+        "2D keypoints (14 LSP joints)", "http://sam.johnson.io/research/lspet.html",
+        "Flickr images, research use (see the site)"),
+    "mpii": DatasetInfo(
+        "MPII Human Pose", "mpii", {"train": "mpii_train.npz"},
+        "2D keypoints (16 MPII joints)", "http://human-pose.mpi-inf.mpg.de/",
+        "annotations under the Simplified BSD licence; images are YouTube frames (see the site)"),
+    "coco": DatasetInfo(
+        "COCO 2014 keypoints", "coco", {"train": "coco_2014_train.npz"},
+        "2D keypoints (17 COCO points: limbs and face)", "https://cocodataset.org/",
+        "annotations CC BY 4.0; images under their Flickr licences (COCO terms of use)"),
+    "3dpw": DatasetInfo(
+        "3D Poses in the Wild", "3DPW", {"test": "3dpw_test.npz"},
+        "SMPL θ/β (from IMUs and video), no 2D keypoints in SPIN's file", "https://virtualhumans.mpi-inf.mpg.de/3DPW/",
+        "non-commercial scientific research (see the site)"),
+}
+# Test-split image folders that differ from the training one. As in SPIN, LSP trains on the release at
+# the original resolution (lsp_dataset_original) and tests on the release rescaled to the person (lsp_dataset).
+TEST_IMAGE_FOLDERS = {("lsp", "test"): "lsp_dataset"}
+
+
+class DatasetError(ValueError):
+    """A dataset file or sample is missing, unreadable, or not in the expected format."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Annotations
+# --------------------------------------------------------------------------------------------------
+class Annotations(NamedTuple):
+    """A preprocessed annotation file, checked and mapped to HMR's keypoints.
+
+    Attributes:
+        path: the ``.npz`` file.
+        imgname: (N,) str image paths.
+        center: (N, 2) box centres, continuous image coordinates.
+        scale: (N,) box sizes / 200.
+        keypoints_2d: (N, 19, 3) HMR's keypoints in continuous image coordinates and visibility.
+        joints_3d: (N, 14, 4) the LSP joints in 3D and their confidence (0 where unknown).
+        pose: (N, 72) SMPL θ (0 where unknown).
+        betas: (N, 10) SMPL β (0 where unknown).
+        has_smpl: (N,) 1 where θ and β are labels.
+        has_3d: (N,) 1 where some 3D joint has confidence > 0.
+        bad: (N,) True for rows with non-finite or impossible values (see ``bad_reason``).
+        bad_reason: (N,) str, why a row is bad ("" for good rows).
+    """
+
+    path: Path
+    imgname: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    keypoints_2d: np.ndarray
+    joints_3d: np.ndarray
+    pose: np.ndarray
+    betas: np.ndarray
+    has_smpl: np.ndarray
+    has_3d: np.ndarray
+    bad: np.ndarray
+    bad_reason: np.ndarray
+
+
+def spin_to_keypoints(part: np.ndarray) -> np.ndarray:
+    """SPIN's 24 2D joints to HMR's 19 keypoints (the 14 LSP joints, then nose, eyes, ears).
+
+    Args:
+        part: (N, 24, 3) keypoints and visibility in SPIN's order (``constants.SPIN_JOINT_NAMES``).
+
+    Returns:
+        (N, 19, 3) in ``constants.KEYPOINT_NAMES`` order.
+    """
+    return part[:, list(constants.SPIN_TO_KEYPOINT)]
+
+
+def spin_to_joints_3d(joints: np.ndarray) -> np.ndarray:
+    """SPIN's 24 3D joints to the 14 LSP joints HMR's 3D loss uses.
+
+    Args:
+        joints: (N, 24, 4) joints and confidence (or (N, 24, 3): confidence 1).
+
+    Returns:
+        (N, 14, 4).
+    """
+    lsp = joints[:, list(constants.SPIN_TO_LSP_3D)]
+    if lsp.shape[-1] == 3:
+        lsp = np.concatenate((lsp, np.ones_like(lsp[..., :1])), axis=-1)
+    return lsp
+
+
+def _expect(path: Path, key: str, array: np.ndarray, shape: tuple) -> None:
+    ok = array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape))
+    if not ok:
+        want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+        raise DatasetError(f"{path}: '{key}' has shape {array.shape}, expected {want} (SPIN's format)")
+    if key != "imgname" and not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise DatasetError(f"{path}: '{key}' has dtype {array.dtype}, expected numbers")
+
+
+def read_npz(path: str | Path, error: type[ValueError] = DatasetError, what: str = "file") -> dict[str, np.ndarray]:
+    """Read every array of a user's ``.npz``, never unpickling anything, with errors that name the file.
+
+    Args:
+        path: the ``.npz`` file.
+        error: the exception class to raise (e.g. ``DatasetError``, ``pose_prior.PosePoolError``).
+        what: what the file is, for the messages ("annotation file", "pose pool").
+
+    Returns:
+        key -> array.
+
+    Raises:
+        error: for a missing file, a file that is not an ``.npz``, or arrays stored as Python objects.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except ValueError as err:
+        if "Object arrays" in str(err):
+            raise error(
+                f"{path} stores an array as Python objects, which is not read (unpickling runs code); re-save it "
+                "with plain arrays, e.g. strings as np.array(names, dtype=str)") from err
+        raise error(f"{path} is not a readable .npz ({err})") from err
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise error(f"{path} is not a readable .npz ({type(err).__name__}: {err})") from err
+
+
+def load_annotations(path: str | Path) -> Annotations:
+    """Read and check one preprocessed annotation file (SPIN's ``dataset_extras`` format).
+
+    Structural problems (a missing key, a wrong shape or dtype) raise. Row problems (a non-finite
+    number, a box of non-positive size) mark the row in ``bad`` so the dataset can raise or skip it.
+
+    Args:
+        path: the ``.npz`` file.
+
+    Returns:
+        ``Annotations`` with the labels mapped to HMR's 19 keypoints and 14 3D joints.
+
+    Raises:
+        DatasetError: naming the file and the offending key or shape.
+    """
+    path = Path(path)
+    data = read_npz(path, DatasetError, "annotation file")
+    missing = [k for k in ("imgname", "center", "scale") if k not in data]
+    if missing:
+        raise DatasetError(f"{path} is missing key(s) {missing}; SPIN-format annotations need 'imgname', 'center', "
+                           f"'scale' (and optionally 'part', 'S', 'pose', 'shape', 'has_smpl'); it has {sorted(data)}")
+    imgname = data["imgname"]
+    if imgname.ndim != 1 or imgname.dtype.kind not in "US":
+        raise DatasetError(f"{path}: 'imgname' must be a (N,) array of strings, got shape {imgname.shape} "
+                           f"dtype {imgname.dtype}")
+    imgname = imgname.astype(str)
+    n = imgname.shape[0]
+    expected = {"center": (n, 2), "scale": (n,), "part": (n, constants.NUM_SPIN_JOINTS, 3),
+                "pose": (n, constants.POSE_DIM), "shape": (n, None), "has_smpl": (n,)}
+    for key, shape in expected.items():
+        if key in data:
+            _expect(path, key, data[key], shape)
+    if "S" in data:
+        joints = data["S"]
+        if joints.ndim != 3 or joints.shape[:2] != (n, constants.NUM_SPIN_JOINTS) or joints.shape[2] not in (3, 4):
+            raise DatasetError(f"{path}: 'S' has shape {joints.shape}, expected ({n}, {constants.NUM_SPIN_JOINTS}, 4) "
+                               "(SPIN's format: 3D joints and confidence)")
+        _expect(path, "S", joints, (n, None, None))
+    if ("pose" in data) != ("shape" in data):
+        raise DatasetError(f"{path} has only one of 'pose' and 'shape'; SMPL labels need both")
+    if "shape" in data and data["shape"].shape[1] < constants.NUM_BETAS:
+        raise DatasetError(f"{path}: 'shape' has {data['shape'].shape[1]} coefficients, expected ≥ {constants.NUM_BETAS}")
+
+    center = data["center"].astype(np.float64)
+    scale = data["scale"].astype(np.float64)
+    part = data["part"].astype(np.float32) if "part" in data else np.zeros((n, constants.NUM_SPIN_JOINTS, 3), np.float32)
+    keypoints = spin_to_keypoints(part).copy()
+    keypoints[..., :2] += PIXEL_CENTRE
+    if "S" in data:
+        joints_3d = spin_to_joints_3d(data["S"].astype(np.float32))
+    else:
+        joints_3d = np.zeros((n, constants.NUM_LSP_JOINTS, 4), np.float32)
+    if "pose" in data:
+        pose = data["pose"].astype(np.float32)
+        betas = data["shape"][:, : constants.NUM_BETAS].astype(np.float32)
+        has_smpl = data["has_smpl"].astype(np.float32) if "has_smpl" in data else np.ones(n, np.float32)
+    else:
+        pose = np.zeros((n, constants.POSE_DIM), np.float32)
+        betas = np.zeros((n, constants.NUM_BETAS), np.float32)
+        has_smpl = np.zeros(n, np.float32)
+    has_3d = (joints_3d[..., 3] > 0).any(axis=1).astype(np.float32)
+
+    reason = np.full(n, "", dtype=object)
+    checks = (
+        ("center is not finite", ~np.isfinite(center).all(1)),
+        ("scale is not a positive finite number", ~(np.isfinite(scale) & (scale > 0))),
+        ("2D keypoints are not finite", ~np.isfinite(keypoints).all((1, 2))),
+        ("3D joints are not finite", ~np.isfinite(joints_3d).all((1, 2))),
+        ("SMPL pose or shape is not finite", (has_smpl > 0) & ~(np.isfinite(pose).all(1) & np.isfinite(betas).all(1))),
+    )
+    for why, rows in checks:
+        reason[rows & (reason == "")] = why
+    bad = reason != ""
+    # Labels of a bad row are never used; zero them so no NaN can leak into a batch.
+    for array in (keypoints, joints_3d, pose, betas):
+        array[~np.isfinite(array)] = 0
+    return Annotations(path, imgname, center, scale, keypoints, joints_3d, pose, betas, has_smpl, has_3d,
+                       bad, reason.astype(str))
+
+
+# --------------------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------------------
+def read_image(path: Path, zoom: float = 1.0):
+    """Open an image as RGB, decoding JPEGs at a reduced size when the crop shrinks them anyway.
+
+    A crop that maps ``zoom`` output pixels to each image pixel (zoom < 1 shrinks) loses nothing if the
+    decoder skips detail: JPEG decoders downscale by 2, 4 or 8 for free (PIL's ``draft``), which is
+    several times faster on large photographs.
+
+    Args:
+        path: the image file.
+        zoom: crop pixels per image pixel.
+
+    Returns:
+        ``(image, factor)``: the decoded RGB PIL image and how many full-size pixels one of its
+        pixels spans (1, 2, 4 or 8).
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        OSError: if it is not a readable image (PIL's ``UnidentifiedImageError`` is one).
+    """
+    from PIL import Image
+
+    image = Image.open(path)
+    full_width = image.size[0]
+    if image.format == "JPEG" and zoom < 0.5:
+        # Ask for at least twice the resolution the crop needs.
+        image.draft("RGB", (max(1, math.ceil(image.size[0] * zoom * 2)), max(1, math.ceil(image.size[1] * zoom * 2))))
+    image.load()  # decode now, so a truncated file fails here
+    factor = float(round(full_width / image.size[0]))
+    return image.convert("RGB"), factor
+
+
+# --------------------------------------------------------------------------------------------------
+# The dataset
+# --------------------------------------------------------------------------------------------------
+class Sample(TypedDict):
+    """One training sample (``HMRDataset.__getitem__``); a DataLoader stacks each key over the batch.
+
+    Keys:
+        img: (3, H, W) float32 image crop in [0, 1], H = W = ``constants.IMG_SIZE``.
+        keypoints_2d: (19, 3) normalised crop coordinates in [-1, 1] and visibility (0: no label).
+        joints_3d: (14, 4) LSP joints in 3D (metres, camera frame) and confidence.
+        pose: (72,) SMPL θ; ``has_smpl`` says whether it is a label.
+        betas: (10,) SMPL β.
+        has_smpl: () float32, 1 if θ and β are labels.
+        has_3d: () float32, 1 if ``joints_3d`` is a label.
+        index: () int64, the row of the annotation file.
+        dataset: the dataset's name.
+    """
+
+    img: torch.Tensor
+    keypoints_2d: torch.Tensor
+    joints_3d: torch.Tensor
+    pose: torch.Tensor
+    betas: torch.Tensor
+    has_smpl: torch.Tensor
+    has_3d: torch.Tensor
+    index: torch.Tensor
+    dataset: str
+
+
+@dataclass
+class SkipCounter:
+    """Samples skipped for bad data, summed over the main process and the DataLoader workers.
+
+    Each process adds to its own slot of a shared-memory tensor, so workers never race on a slot and
+    the main process sees their counts while they run.
+    """
+
+    slots: torch.Tensor
+
+    @classmethod
+    def create(cls, max_workers: int = 256) -> SkipCounter:
+        return cls(torch.zeros(max_workers + 1, dtype=torch.int64).share_memory_())
+
+    def add(self) -> None:
+        info = get_worker_info()
+        slot = 0 if info is None else 1 + info.id % (self.slots.numel() - 1)
+        self.slots[slot] += 1
+
+    @property
+    def total(self) -> int:
+        return int(self.slots.sum())
+
+
+class HMRDataset(Dataset):
+    """Samples of one preprocessed dataset: the augmented crop and every label, with ``has_*`` masks.
+
+    Args:
+        annotation_path: the ``.npz`` annotation file (SPIN's format).
+        image_root: the folder that ``imgname`` is relative to.
+        augment: the augmentation; ``NO_AUGMENTATION`` (or None) for evaluation.
+        skip_bad_samples: if True, a sample with a bad annotation row, or a missing or unreadable image,
+            is skipped and counted (``num_skipped``, ``skipped``) and the next one is returned; if False
+            (default) it raises ``DatasetError`` naming the file and the index.
+        name: the dataset's name in the samples (default: the file's stem).
+        out_size: side of the crop in pixels.
+
+    Raises:
+        DatasetError: for a bad annotation file, or a bad row when ``skip_bad_samples`` is False.
+    """
+
+    def __init__(self, annotation_path: str | Path, image_root: str | Path, augment: AugmentConfig | None = AugmentConfig(),
+                 skip_bad_samples: bool = False, name: str | None = None, out_size: int = constants.IMG_SIZE):
+        self.annotations = load_annotations(annotation_path)
+        self.image_root = Path(image_root)
+        self.augment = NO_AUGMENTATION if augment is None else augment
+        self.skip_bad_samples = skip_bad_samples
+        self.name = name or self.annotations.path.stem
+        self.out_size = out_size
+        ann = self.annotations
+        if ann.bad.any() and not skip_bad_samples:
+            first = int(np.argmax(ann.bad))
+            raise DatasetError(f"{ann.path}: sample {first}: {ann.bad_reason[first]} ({int(ann.bad.sum())} bad rows "
+                               "in all); fix the file or pass skip_bad_samples=True to skip them")
+        # Rows this dataset serves; bad annotation rows are left out (and counted) up front.
+        self.rows = np.flatnonzero(~ann.bad)
+        self.num_bad_annotations = int(ann.bad.sum())
+        if self.num_bad_annotations:
+            logger.warning("%s: skipping %d rows with bad annotations (first: row %d, %s)", ann.path,
+                           self.num_bad_annotations, int(np.argmax(ann.bad)), ann.bad_reason[np.argmax(ann.bad)])
+        if len(self.rows) == 0:
+            raise DatasetError(f"{ann.path} has no usable samples")
+        self._skips = SkipCounter.create()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def has_3d(self) -> np.ndarray:
+        """(len,) bool per served sample: it has 3D joints or SMPL labels (what ``sampling`` balances)."""
+        ann = self.annotations
+        return (ann.has_3d[self.rows] > 0) | (ann.has_smpl[self.rows] > 0)
+
+    @property
+    def num_skipped(self) -> int:
+        """Samples skipped so far for bad images (all processes), plus the bad annotation rows."""
+        return self._skips.total + self.num_bad_annotations
+
+    def image_path(self, row: int) -> Path:
+        """The image file of annotation row ``row``."""
+        return self.image_root / self.annotations.imgname[row]
+
+    def load_sample(self, row: int, params=None) -> Sample:
+        """Build the sample of annotation row ``row``; raise on any problem.
+
+        Args:
+            row: index into the annotation file.
+            params: ``augment.AugmentParams`` to use instead of random ones.
+
+        Returns:
+            ``Sample``.
+
+        Raises:
+            DatasetError: naming the annotation file, the row and the image for a missing or unreadable image.
+        """
+        ann = self.annotations
+        params = sample_augment_params(self.augment) if params is None else params
+        matrix = crop_transform(ann.center[row], constants.BOX_SCALE_UNIT * ann.scale[row], params, self.out_size)
+        path = self.image_path(row)
+        zoom = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+        try:
+            image, factor = read_image(path, zoom)
+        except FileNotFoundError as err:
+            raise DatasetError(f"{ann.path}: sample {row}: image {path} does not exist") from err
+        except OSError as err:  # PIL.UnidentifiedImageError, truncated files, ...
+            raise DatasetError(
+                f"{ann.path}: sample {row}: image {path} cannot be read ({type(err).__name__}: {err})") from err
+        crop = warp_image(image, scale_image_coordinates(matrix, factor), self.out_size)
+        labels = augment_labels(ann.keypoints_2d[row], ann.joints_3d[row], ann.pose[row], matrix, params, self.out_size)
+        # Without an SMPL label θ stays all zero rather than becoming a turned, meaningless orientation.
+        pose = labels.pose if ann.has_smpl[row] > 0 else ann.pose[row].copy()
+        return Sample(
+            img=image_to_tensor(crop, params.color_gain),
+            keypoints_2d=torch.from_numpy(labels.keypoints_2d),
+            joints_3d=torch.from_numpy(labels.joints_3d),
+            pose=torch.from_numpy(pose),
+            betas=torch.from_numpy(ann.betas[row].copy()),
+            has_smpl=torch.tensor(ann.has_smpl[row]),
+            has_3d=torch.tensor(ann.has_3d[row]),
+            index=torch.tensor(row, dtype=torch.int64),
+            dataset=self.name,
+        )
+
+    def __getitem__(self, index: int) -> Sample:
+        if not 0 <= index < len(self.rows):
+            raise IndexError(f"index {index} out of range for {self.name} with {len(self.rows)} samples")
+        if not self.skip_bad_samples:
+            return self.load_sample(int(self.rows[index]))
+        for attempt in range(len(self.rows)):
+            row = int(self.rows[(index + attempt) % len(self.rows)])
+            try:
+                return self.load_sample(row)
+            except DatasetError as err:
+                self._skips.add()
+                logger.warning("skipped: %s", err)
+        raise DatasetError(f"{self.annotations.path}: no sample could be read (every image failed)")
+
+
+def open_dataset(name: str, root: str | Path, split: str = "train", **kwargs) -> HMRDataset:
+    """One of ``DATASETS`` from the standard folder layout under ``root``.
+
+    The layout (as in SPIN): ``<root>/dataset_extras/<file>.npz`` for the annotations and
+    ``<root>/<image_folder>/<imgname>`` for the images; see ``docs/datasets.md``.
+
+    Args:
+        name: a key of ``DATASETS`` (e.g. "h36m", "lsp_ext").
+        root: the data root.
+        split: a key of the dataset's ``files`` (e.g. "train", "test").
+        **kwargs: passed on to ``HMRDataset`` (augment, skip_bad_samples, ...).
+
+    Returns:
+        ``HMRDataset``.
+
+    Raises:
+        DatasetError: for an unknown dataset or split, or a missing/bad annotation file.
+    """
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    info = DATASETS[name]
+    if split not in info.files:
+        raise DatasetError(f"{info.title} has no split {split!r}; it has {sorted(info.files)}")
+    root = Path(root)
+    folder = TEST_IMAGE_FOLDERS.get((name, split), info.image_folder)
+    return HMRDataset(root / ANNOTATION_DIR / info.files[split], root / folder, name=name, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# A small dataset in the same format, for tests, benchmarks and the book
+# --------------------------------------------------------------------------------------------------
+def write_fixture_dataset(root: str | Path, num_samples: int = 8, image_size: int = 256, with_3d: bool = True,
+                          seed: int = 0, file_name: str = "fixture.npz", image_folder: str = "images") -> Path:
+    """Write random-noise JPEG images and a SPIN-format ``.npz`` that describes them.
+
+    Every image holds one "person": a box around the image centre, 14 LSP keypoints and 5 face points
+    spread inside it, 3D joints and SMPL labels if ``with_3d``.
+
+    Args:
+        root: folder to write into (``<root>/<file_name>`` and ``<root>/<image_folder>/``).
+        num_samples: N.
+        image_size: side of the square images, pixels.
+        with_3d: include ``S``, ``pose``, ``shape`` and ``has_smpl``.
+        seed: random seed.
+        file_name: the annotation file's name.
+        image_folder: the images' folder, which ``imgname`` is relative to.
+
+    Returns:
+        The annotation file's path.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    (root / image_folder).mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(num_samples):
+        name = f"im{i:05d}.jpg"
+        pixels = rng.integers(0, 256, size=(image_size, image_size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / image_folder / name, quality=90)
+        names.append(name)
+    half = image_size / 2
+    center = half + rng.uniform(-0.05, 0.05, size=(num_samples, 2)) * image_size
+    scale = rng.uniform(0.8, 1.0, size=num_samples) * image_size / constants.BOX_SCALE_UNIT
+    part = np.zeros((num_samples, constants.NUM_SPIN_JOINTS, 3))
+    annotated = list(constants.SPIN_TO_KEYPOINT)
+    part[:, annotated, :2] = center[:, None] + rng.uniform(-0.4, 0.4, size=(num_samples, len(annotated), 2)) * (
+        constants.BOX_SCALE_UNIT * scale[:, None, None])
+    part[:, annotated, 2] = 1.0
+    arrays = dict(imgname=np.array(names), center=center, scale=scale, part=part)
+    if with_3d:
+        joints = np.concatenate((rng.normal(scale=0.3, size=(num_samples, constants.NUM_SPIN_JOINTS, 3)),
+                                 np.ones((num_samples, constants.NUM_SPIN_JOINTS, 1))), axis=-1)
+        arrays.update(S=joints, pose=rng.normal(scale=0.2, size=(num_samples, constants.POSE_DIM)),
+                      shape=rng.normal(size=(num_samples, constants.NUM_BETAS)), has_smpl=np.ones(num_samples))
+    path = root / file_name
+    np.savez(path, **arrays)
+    return path

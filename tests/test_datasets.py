@@ -1,0 +1,243 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.testing import assert_close
+
+from hmr_core import constants
+from hmr_core.augment import NO_AUGMENTATION, AugmentConfig, AugmentParams
+from hmr_core.datasets import (
+    DATASETS,
+    DatasetError,
+    HMRDataset,
+    load_annotations,
+    open_dataset,
+    spin_to_joints_3d,
+    spin_to_keypoints,
+    write_fixture_dataset,
+)
+
+
+@pytest.fixture()
+def fixture_3d(tmp_path):
+    return write_fixture_dataset(tmp_path, num_samples=6, image_size=96, with_3d=True, seed=0), tmp_path / "images"
+
+
+def spin_arrays(n=4, **overrides):
+    """Valid SPIN-format arrays, written by hand (not by write_fixture_dataset) to test the reader."""
+    arrays = dict(imgname=np.array([f"im{i}.jpg" for i in range(n)]), center=np.full((n, 2), 48.0),
+                  scale=np.full(n, 0.4), part=np.zeros((n, 24, 3)))
+    arrays.update(overrides)
+    return arrays
+
+
+def write_images(folder, names, size=96):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.fromarray(np.zeros((size, size, 3), dtype=np.uint8)).save(folder / name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Joint maps
+# --------------------------------------------------------------------------------------------------
+def test_spin_joints_map_to_hmr_keypoints_by_name():
+    part = np.arange(24, dtype=float)[None, :, None].repeat(3, axis=2)  # each row holds its SPIN index
+    keypoints = spin_to_keypoints(part)[0, :, 0].astype(int)
+    for k, name in enumerate(constants.KEYPOINT_NAMES):
+        assert constants.SPIN_JOINT_NAMES[keypoints[k]] == name
+    joints = spin_to_joints_3d(np.concatenate((part, part[..., :1]), axis=2))
+    assert joints.shape == (1, 14, 4) and joints[0, :, 0].tolist() == list(range(14))
+    assert (spin_to_joints_3d(part)[..., 3] == 1).all()  # (N, 24, 3): confidence 1
+
+
+def test_every_dataset_names_its_files_and_terms():
+    assert set(DATASETS) == {"h36m", "mpi_inf_3dhp", "lsp", "lsp_ext", "mpii", "coco", "3dpw"}
+    for info in DATASETS.values():
+        assert info.files and info.url.startswith("http") and info.terms and info.image_folder
+
+
+# --------------------------------------------------------------------------------------------------
+# Samples
+# --------------------------------------------------------------------------------------------------
+def test_sample_has_every_label_and_mask(fixture_3d):
+    path, images = fixture_3d
+    dataset = HMRDataset(path, images, augment=AugmentConfig())
+    torch.manual_seed(0)
+    sample = dataset[2]
+    assert sample["img"].shape == (3, constants.IMG_SIZE, constants.IMG_SIZE) and sample["img"].dtype == torch.float32
+    assert 0 <= sample["img"].min() and sample["img"].max() <= 1
+    assert sample["keypoints_2d"].shape == (19, 3) and sample["joints_3d"].shape == (14, 4)
+    assert sample["pose"].shape == (72,) and sample["betas"].shape == (10,)
+    assert sample["has_smpl"] == 1 and sample["has_3d"] == 1 and sample["index"] == 2
+    visible = sample["keypoints_2d"][:, 2] > 0
+    assert (sample["keypoints_2d"][visible, :2].abs() <= 1).all()
+    assert len(dataset) == 6 and dataset.has_3d.all()
+
+
+def test_plain_crop_puts_keypoints_where_the_maths_says(fixture_3d):
+    path, images = fixture_3d
+    dataset = HMRDataset(path, images, augment=NO_AUGMENTATION)
+    raw = np.load(path)
+    sample = dataset[1]
+    box = 200 * raw["scale"][1]
+    expected = (raw["part"][1, list(constants.SPIN_TO_KEYPOINT), :2] + 0.5 - raw["center"][1]) / box * 2
+    assert_close(sample["keypoints_2d"][:, :2].double(), torch.from_numpy(expected), atol=1e-5, rtol=0)
+    assert_close(sample["pose"].double(), torch.from_numpy(raw["pose"][1]), atol=1e-6, rtol=0)
+    assert_close(sample["joints_3d"][:, :3].double(), torch.from_numpy(raw["S"][1, :14, :3]), atol=1e-6, rtol=0)
+
+
+def test_flipped_sample_mirrors_every_label(fixture_3d):
+    path, images = fixture_3d
+    dataset = HMRDataset(path, images, augment=NO_AUGMENTATION)
+    plain = dataset.load_sample(0, AugmentParams())
+    flipped = dataset.load_sample(0, AugmentParams(flip=True))
+    assert_close(flipped["img"], plain["img"].flip(-1), atol=1.5 / 255, rtol=0)
+    perm = list(constants.KEYPOINT_FLIP_PERMUTATION)
+    assert_close(flipped["keypoints_2d"][:, 0], -plain["keypoints_2d"][perm, 0], atol=1e-5, rtol=0)
+    assert_close(flipped["joints_3d"][:, 0], -plain["joints_3d"][list(constants.LSP_FLIP_PERMUTATION), 0])
+    assert_close(flipped["pose"].reshape(24, 3)[19], plain["pose"].reshape(24, 3)[18] * torch.tensor([1.0, -1.0, -1.0]))
+
+
+def test_2d_only_dataset_has_zero_masks(tmp_path):
+    path = write_fixture_dataset(tmp_path, num_samples=3, image_size=64, with_3d=False)
+    dataset = HMRDataset(path, tmp_path / "images")
+    sample = dataset[0]
+    assert sample["has_smpl"] == 0 and sample["has_3d"] == 0
+    assert (sample["pose"] == 0).all() and (sample["joints_3d"] == 0).all()
+    assert not dataset.has_3d.any()
+
+
+def test_missing_part_means_no_2d_labels_and_3dpw_style_files_load(tmp_path):
+    arrays = spin_arrays(2, pose=np.zeros((2, 72)), shape=np.zeros((2, 10)), gender=np.array(["m", "f"]))
+    del arrays["part"]
+    np.savez(tmp_path / "3dpw_test.npz", **arrays)
+    write_images(tmp_path / "img", arrays["imgname"])
+    sample = HMRDataset(tmp_path / "3dpw_test.npz", tmp_path / "img")[1]
+    assert (sample["keypoints_2d"] == 0).all() and sample["has_smpl"] == 1
+
+
+def test_open_dataset_reads_the_standard_layout(tmp_path):
+    write_fixture_dataset(tmp_path / "dataset_extras", num_samples=2, image_size=64, file_name="hr-lspet_train.npz",
+                          image_folder="../hr-lspet")
+    dataset = open_dataset("lsp_ext", tmp_path)
+    assert len(dataset) == 2 and dataset[0]["dataset"] == "lsp_ext"
+    with pytest.raises(DatasetError, match="unknown dataset 'lspx'"):
+        open_dataset("lspx", tmp_path)
+    with pytest.raises(DatasetError, match="no split 'test'"):
+        open_dataset("lsp_ext", tmp_path, split="test")
+    with pytest.raises(DatasetError, match="annotation file .*mpii_train.npz does not exist"):
+        open_dataset("mpii", tmp_path)
+
+
+def test_large_jpegs_are_decoded_at_reduced_size_with_the_same_labels(tmp_path):
+    """The decoder's free downscale must not move the crop: the same dot lands in the same place."""
+    size = 1600
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    dot = (900.0, 700.0)
+    blob = (255 * np.exp(-((xx - dot[0]) ** 2 + (yy - dot[1]) ** 2) / (2 * 12.0**2))).astype(np.uint8)
+    (tmp_path / "img").mkdir()
+    Image.fromarray(np.repeat(blob[..., None], 3, axis=2)).save(tmp_path / "img" / "big.jpg", quality=95)
+    part = np.zeros((1, 24, 3))
+    part[0, 0] = (dot[0] - 0.5, dot[1] - 0.5, 1.0)  # pixel-index annotation of the dot's centre
+    np.savez(tmp_path / "big.npz", imgname=np.array(["big.jpg"]), center=np.array([[800.0, 800.0]]),
+             scale=np.array([1400 / 200]), part=part)
+    sample = HMRDataset(tmp_path / "big.npz", tmp_path / "img", augment=NO_AUGMENTATION)[0]
+    img = sample["img"][0].double()
+    yy, xx = torch.meshgrid(torch.arange(224.0), torch.arange(224.0), indexing="ij")
+    centroid = torch.stack(((img * (xx + 0.5)).sum(), (img * (yy + 0.5)).sum())) / img.sum()
+    expected = (sample["keypoints_2d"][0, :2].double() + 1) * 112
+    assert_close(centroid, expected, atol=0.5, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------------
+def test_missing_image_names_file_and_index(fixture_3d):
+    path, images = fixture_3d
+    (images / "im00003.jpg").unlink()
+    dataset = HMRDataset(path, images)
+    with pytest.raises(DatasetError, match=r"sample 3: image .*im00003.jpg does not exist") as err:
+        dataset[3]
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"this is not a jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 40])
+def test_corrupt_image_names_file_and_index(fixture_3d, content):
+    path, images = fixture_3d
+    (images / "im00001.jpg").write_bytes(content)
+    with pytest.raises(DatasetError, match=r"sample 1: image .*im00001.jpg cannot be read"):
+        HMRDataset(path, images)[1]
+
+
+def test_truncated_jpeg_is_an_error(fixture_3d):
+    path, images = fixture_3d
+    data = (images / "im00002.jpg").read_bytes()
+    (images / "im00002.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match="sample 2"):
+        HMRDataset(path, images)[2]
+
+
+def test_skip_bad_samples_skips_and_counts(fixture_3d):
+    path, images = fixture_3d
+    (images / "im00003.jpg").unlink()
+    (images / "im00004.jpg").write_bytes(b"junk")
+    dataset = HMRDataset(path, images, skip_bad_samples=True)
+    indices = [int(dataset[i]["index"]) for i in range(len(dataset))]
+    assert 3 not in indices and 4 not in indices
+    assert indices[3] == indices[4] == 5  # the next good sample stands in
+    assert dataset.num_skipped == 3  # sample 3 once, sample 4 twice (asked for 3 and for 4)
+
+
+def test_skips_in_dataloader_workers_reach_the_main_process(fixture_3d):
+    path, images = fixture_3d
+    (images / "im00000.jpg").unlink()
+    dataset = HMRDataset(path, images, skip_bad_samples=True)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=3, num_workers=2)
+    batches = list(loader)
+    assert sum(len(b["index"]) for b in batches) == 6
+    assert dataset.num_skipped == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.pop("scale"), r"missing key\(s\) \['scale'\]"),
+    (lambda a: a.update(part=np.zeros((4, 17, 3))), r"'part' has shape \(4, 17, 3\), expected \(4, 24, 3\)"),
+    (lambda a: a.update(center=np.zeros((4, 3))), r"'center' has shape \(4, 3\)"),
+    (lambda a: a.update(scale=np.ones(5)), r"'scale' has shape \(5,\)"),
+    (lambda a: a.update(S=np.zeros((4, 24, 2))), r"'S' has shape \(4, 24, 2\)"),
+    (lambda a: a.update(pose=np.zeros((4, 69)), shape=np.zeros((4, 10))), r"'pose' has shape \(4, 69\)"),
+    (lambda a: a.update(pose=np.zeros((4, 72))), "only one of 'pose' and 'shape'"),
+    (lambda a: a.update(center=np.array([["a", "b"]] * 4)), "'center' has dtype <U1"),
+    (lambda a: a.update(imgname=np.zeros(4)), "'imgname' must be a \\(N,\\) array of strings"),
+])
+def test_bad_annotation_files_name_the_key_and_shape(tmp_path, change, message):
+    arrays = spin_arrays()
+    change(arrays)
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DatasetError, match=message) as err:
+        load_annotations(path)
+    assert str(path) in str(err.value)
+
+
+def test_object_arrays_are_refused_without_unpickling(tmp_path):
+    arrays = spin_arrays()
+    arrays["imgname"] = np.array(["a.jpg", "b.jpg", "c.jpg", "d.jpg"], dtype=object)
+    np.savez(tmp_path / "objects.npz", **arrays)
+    with pytest.raises(DatasetError, match="Python objects"):
+        load_annotations(tmp_path / "objects.npz")
+    (tmp_path / "junk.npz").write_bytes(b"PK not really")
+    with pytest.raises(DatasetError, match="junk.npz is not a readable .npz"):
+        load_annotations(tmp_path / "junk.npz")
+
+
+def test_bad_rows_raise_with_their_index_or_are_skipped(tmp_path):
+    arrays = spin_arrays(5)
+    arrays["scale"][2] = 0.0
+    arrays["center"][4, 0] = np.nan
+    np.savez(tmp_path / "rows.npz", **arrays)
+    write_images(tmp_path / "img", arrays["imgname"])
+    with pytest.raises(DatasetError, match=r"sample 2: scale is not a positive finite number \(2 bad rows"):
+        HMRDataset(tmp_path / "rows.npz", tmp_path / "img")
+    dataset = HMRDataset(tmp_path / "rows.npz", tmp_path / "img", skip_bad_samples=True)
+    assert len(dataset) == 3 and dataset.num_skipped == 2
+    assert [int(dataset[i]["index"]) for i in range(3)] == [0, 1, 3]
