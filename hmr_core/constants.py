@@ -79,6 +79,9 @@ OPEN_MODEL_FILENAME = "open_body_model.npz"
 
 # --- Images -----------------------------------------------------------------------------------------
 IMG_SIZE = 224  # HMR's input crop, pixels
+# The encoder takes images in [0, 1] normalised per channel by ImageNet's statistics (as its weights were).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # ====================================================================================================
 # Data: left/right flips, the joint order of the standard preprocessed datasets, the pose prior's
@@ -145,3 +148,40 @@ TEMPLATE_REST_JOINTS = (
     (0.775, 0.445, 0.025),  # left_hand
     (-0.775, 0.445, 0.025),  # right_hand
 )
+
+# ====================================================================================================
+# The synthetic world (appended for hmr_core.synthetic): split seed ranges, garment regions, palettes.
+# ====================================================================================================
+
+# Each split draws its images from its own range of seeds [start, stop): image i of a split has seed
+# start + i. The ranges never overlap, so no test image can also be a training image.
+SYNTHETIC_SPLIT_SEEDS = {
+    "train": (0, 1_000_000_000),
+    "test": (1_000_000_000, 1_010_000_000),
+    "ood": (2_000_000_000, 2_010_000_000),
+}
+# Clothing regions of the body: each SMPL joint's name -> the garment that covers the vertices it
+# skins most strongly. "sleeve" and "leg" are shirt or skin, trousers or skin, per image (short sleeves,
+# shorts); "skin" includes the head, whose top and back may turn into hair.
+SYNTHETIC_GARMENT_REGIONS = {
+    "pelvis": "trousers", "left_hip": "trousers", "right_hip": "trousers",
+    "left_knee": "leg", "right_knee": "leg",
+    "left_ankle": "shoes", "right_ankle": "shoes", "left_foot": "shoes", "right_foot": "shoes",
+    "spine1": "shirt", "spine2": "shirt", "spine3": "shirt", "left_collar": "shirt", "right_collar": "shirt",
+    "left_shoulder": "shirt", "right_shoulder": "shirt", "left_elbow": "sleeve", "right_elbow": "sleeve",
+    "neck": "skin", "head": "skin", "left_wrist": "skin", "right_wrist": "skin", "left_hand": "skin",
+    "right_hand": "skin",
+}
+# sRGB skin tones in [0, 1], light to dark (after the Fitzpatrick types as photographed; Monk-scale-like).
+SKIN_TONES = (
+    (0.96, 0.82, 0.71), (0.93, 0.75, 0.62), (0.87, 0.66, 0.52), (0.80, 0.58, 0.43),
+    (0.69, 0.48, 0.34), (0.58, 0.39, 0.26), (0.45, 0.30, 0.20), (0.33, 0.22, 0.15),
+)
+# sRGB hair colours: black, dark brown, brown, auburn, blond, grey.
+HAIR_COLORS = (
+    (0.06, 0.05, 0.05), (0.18, 0.12, 0.08), (0.33, 0.22, 0.13), (0.45, 0.20, 0.10),
+    (0.78, 0.65, 0.42), (0.62, 0.62, 0.62),
+)
+# Photographs and real-world rasters that matplotlib ships (``matplotlib.cbook.get_sample_data``).
+SYNTHETIC_PHOTOS = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
+SYNTHETIC_ELEVATION_MAPS = ("jacksboro_fault_dem.npz",)

@@ -1,0 +1,110 @@
+"""Training configuration: one dataclass with commented defaults, and small presets.
+
+The run directory gets the configuration it ran with (``config.json``); ``--resume`` reads it back.
+
+The objective is the paper's L = λ(L_reproj + 𝟙·L_3D) + L_adv (HMR, Sec. 3). The official code weighs the
+terms as ``e_loss = 60·L_kp + 1·L_adv + 1·(L_3D_params + L_3D_joints)``: λ = 60 multiplies the reprojection
+term only. The defaults follow the code, and each weight is a field of its own.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class TrainConfig:
+    # --- where things go --------------------------------------------------------------------------
+    run_dir: str = "runs/hmr"  # checkpoints, config.json, TensorBoard logs, metrics
+    # --- data -------------------------------------------------------------------------------------
+    data: str = "synthetic"  # "synthetic": shards written by hmr_core.synthetic; "real": preprocessed .npz
+    data_dir: str = "data/synthetic"  # synthetic shards, or the root of the real datasets
+    datasets: tuple[str, ...] = ()  # real datasets to mix, e.g. ("h36m", "mpi_inf_3dhp", "lsp", "mpii", "coco")
+    pose_pool: str | None = None  # .npz with pose (N, 72), shape (N, 10); None: sample from the pose prior
+    pose_pool_size: int = 20_000  # bodies drawn from the pose prior when pose_pool is None
+    img_size: int = 224  # network input, pixels (HMR: 224)
+    batch_size: int = 64  # per process
+    num_workers: int = 8  # data-loading processes per training process
+    # --- model ------------------------------------------------------------------------------------
+    num_iterations: int = 3  # T, IEF iterations (HMR: 3)
+    dropout: float = 0.5  # in the IEF regressor (HMR's code: 0.5)
+    imagenet_weights: str | None = None  # torchvision resnet50 state dict; None trains the encoder from scratch
+    model_path: str | None = None  # body model file; None: $HMR_SMPL_MODEL, else the open body model
+    # --- objective (HMR, Sec. 3; official code in the comments) -------------------------------------
+    kp_2d_weight: float = 60.0  # λ on L_reproj (code: e_loss_weight = 60)
+    joints_3d_weight: float = 1.0  # on L_3D joints, pelvis-aligned 14 LSP joints (code: e_3d_weight = 1)
+    smpl_weight: float = 1.0  # on L_3D params, rotation matrices and β (code: e_3d_weight = 1)
+    adv_weight: float = 1.0  # on L_adv for the encoder and on the discriminator's loss (code: d_loss_weight = 1)
+    adversarial: bool = True  # False trains the encoder alone (the paper's "no prior" ablation)
+    supervise_all_iterations: bool = False  # the official code supervises only Θ_T; True averages over t
+    # --- optimisation (paper, Sec. 4: Adam, encoder 1e-5, discriminator 1e-4, weight decay 1e-4) ---
+    encoder_lr: float = 1e-5
+    disc_lr: float = 1e-4
+    encoder_weight_decay: float = 1e-4
+    disc_weight_decay: float = 1e-4
+    grad_clip: float = 0.0  # 0 disables; a safety net, not in the paper
+    max_steps: int = 100_000
+    # --- speed ------------------------------------------------------------------------------------
+    device: str = "auto"  # "auto": cuda when available
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
+    channels_last: bool = True  # memory format for the encoder on CUDA
+    compile: bool = False  # torch.compile the encoder and regressor
+    # --- bookkeeping ------------------------------------------------------------------------------
+    seed: int = 0
+    log_every: int = 50  # steps between log lines / TensorBoard scalars
+    image_every: int = 1000  # steps between example overlays in TensorBoard (0: never)
+    eval_every: int = 2000  # steps between evaluations on the held-out split (0: never)
+    eval_samples: int = 1000  # held-out samples per evaluation
+    ckpt_every: int = 1000  # steps between checkpoints (and at the end)
+    max_loss: float = 1e4  # a total loss above this (or NaN) stops the run: it has diverged
+    extra: dict = field(default_factory=dict)  # free-form notes stored with the run
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "TrainConfig":
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path} has fields this version does not know: {unknown}")
+        if "datasets" in data:
+            data["datasets"] = tuple(data["datasets"])
+        return cls(**data)
+
+
+PRESETS: dict[str, dict] = {
+    # A minute on a laptop CPU: small images, a few steps, enough to see the loss fall.
+    "tiny_cpu": dict(img_size=64, batch_size=8, num_workers=0, max_steps=60, log_every=5, image_every=0,
+                     eval_every=30, eval_samples=32, ckpt_every=30, device="cpu", encoder_lr=1e-4, disc_lr=1e-4,
+                     pose_pool_size=1000),
+    # One H100 on the synthetic world.
+    "synthetic_h100": dict(batch_size=256, num_workers=16, max_steps=20_000, encoder_lr=1e-4, disc_lr=1e-4,
+                           eval_every=2000, ckpt_every=1000, compile=True),
+    # The paper's setting on the real datasets.
+    "real": dict(data="real", datasets=("h36m", "mpi_inf_3dhp", "lsp", "lsp_ext", "mpii", "coco"),
+                 batch_size=64, max_steps=300_000),
+}
+
+
+def make_config(preset: str | None = None, **overrides) -> TrainConfig:
+    """A configuration from a preset and field overrides.
+
+    Raises:
+        ValueError: for an unknown preset or field name.
+    """
+    values = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        values.update(PRESETS[preset])
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown}; see hmr_core.config.TrainConfig")
+    values.update(overrides)
+    if "datasets" in values:
+        values["datasets"] = tuple(values["datasets"])
+    return TrainConfig(**values)

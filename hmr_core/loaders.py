@@ -1,0 +1,183 @@
+"""What the trainer reads: image batches that survive ``--resume`` exactly, and the pose pool.
+
+Every training batch is a function of (seed, step, rank) alone: ``StepBatchSampler`` walks fixed
+per-epoch permutations of each pool (3D-labelled and 2D-only, half of each batch from each as in HMR),
+and each sample carries its own augmentation seed. A run resumed at step k therefore sees the very same
+batches, augmentations included, as a run that never stopped (chapter "Training").
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from hmr_core import constants
+from hmr_core.config import TrainConfig
+from hmr_core.pose_prior import PosePool
+
+
+def _seed(*numbers: int) -> int:
+    """A 63-bit seed from integers (Python's tuple hash of ints does not change between runs)."""
+    return hash(numbers) % 2**63
+
+
+class StepBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Batches of (index, augmentation seed) for steps ``start_step`` … ``max_steps - 1``.
+
+    Each pool is read in a permutation that depends only on (seed, epoch); the batch of step s on rank r
+    takes the next ``need`` positions after ``(s · world_size + r) · need``, so ranks never share
+    samples in a step, every sample is used once per epoch of its pool, and resuming is exact.
+
+    Args:
+        has_3d: (N,) bool, which samples have 3D labels.
+        batch_size: samples per batch on this rank.
+        max_steps: the last step (exclusive).
+        start_step: the first step (a resumed run's step).
+        seed: run seed.
+        rank: this process's rank.
+        world_size: number of processes.
+        fraction_3d: share of each batch from the 3D pool when both pools exist (HMR: 0.5).
+    """
+
+    def __init__(self, has_3d, batch_size: int, max_steps: int, start_step: int = 0, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, fraction_3d: float = 0.5):
+        has_3d = np.asarray(has_3d, dtype=bool)
+        pools = [np.flatnonzero(has_3d), np.flatnonzero(~has_3d)]
+        if len(pools[0]) and len(pools[1]):
+            num_3d = int(round(fraction_3d * batch_size))
+            self.parts = [(pools[0], num_3d), (pools[1], batch_size - num_3d)]
+        else:
+            self.parts = [(pools[0] if len(pools[0]) else pools[1], batch_size)]
+        if not len(self.parts[0][0]):
+            raise ValueError("the dataset is empty")
+        self.max_steps, self.start_step = max_steps, start_step
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+
+    def __len__(self) -> int:
+        return max(0, self.max_steps - self.start_step)
+
+    def _take(self, pool: np.ndarray, start: int, count: int, part: int) -> list[int]:
+        out = []
+        while count:
+            epoch, offset = divmod(start, len(pool))
+            order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(_seed(self.seed, part, epoch)))
+            chunk = order[offset: offset + count].tolist()
+            out += [int(pool[i]) for i in chunk]
+            start, count = start + len(chunk), count - len(chunk)
+        return out
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start_step, self.max_steps):
+            batch = []
+            for part, (pool, need) in enumerate(self.parts):
+                if need:
+                    batch += self._take(pool, (step * self.world_size + self.rank) * need, need, part)
+            yield [(index, _seed(self.seed, step, self.rank, slot)) for slot, index in enumerate(batch)]
+
+
+class SeededSamples(Dataset):
+    """Wraps a dataset so ``dataset[(index, seed)]`` augments with its own seed, wherever it runs.
+
+    The datasets draw their augmentation from torch's global generator; here that generator is seeded
+    per sample inside ``fork_rng``, so neither the worker nor the main process's state is disturbed.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+def has_3d_labels(dataset: Dataset) -> np.ndarray:
+    """(N,) bool per sample: the dataset's ``has_3d`` array, concatenated through ``ConcatDataset``."""
+    if hasattr(dataset, "has_3d"):
+        return np.asarray(dataset.has_3d, dtype=bool)
+    if hasattr(dataset, "datasets"):
+        return np.concatenate([has_3d_labels(d) for d in dataset.datasets])
+    return np.ones(len(dataset), dtype=bool)
+
+
+def make_loader(dataset: Dataset, config: TrainConfig, start_step: int = 0, rank: int = 0, world_size: int = 1,
+                evaluation: bool = False) -> DataLoader:
+    """The training loader (resumable batches) or, with ``evaluation``, a plain ordered loader.
+
+    Args:
+        dataset: samples as ``hmr_core.datasets.Sample`` dicts.
+        config: batch size, workers, seed, number of steps.
+        start_step: first step of this (resumed) run.
+        rank: this process's rank; world_size: number of processes.
+        evaluation: ordered batches of the whole dataset, no per-step seeds.
+    """
+    workers = config.num_workers
+    # A generator of its own: creating the loader's iterator then draws nothing from the global one,
+    # whose state a checkpoint restores (dropout uses it).
+    common = dict(num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+                  prefetch_factor=4 if workers > 0 else None, generator=torch.Generator().manual_seed(config.seed))
+    if evaluation:
+        return DataLoader(dataset, batch_size=config.batch_size, shuffle=False, **common)
+    sampler = StepBatchSampler(has_3d_labels(dataset), config.batch_size, config.max_steps, start_step,
+                               config.seed, rank, world_size)
+    return DataLoader(SeededSamples(dataset), batch_sampler=sampler, **common)
+
+
+@dataclass
+class TrainingData:
+    """Everything a run reads: the training and evaluation sets and the discriminator's pose pool."""
+
+    train_set: Dataset
+    eval_set: Dataset | None
+    pose_pool: PosePool
+
+
+def build_pose_pool(config: TrainConfig) -> PosePool:
+    """The "real" poses for the discriminator: a mocap pool file, or the pose prior (synthetic world)."""
+    from hmr_core.pose_prior import load_pose_pool, sample_poses
+
+    if config.pose_pool:
+        return load_pose_pool(config.pose_pool)
+    generator = torch.Generator().manual_seed(_seed(config.seed, 7))
+    samples = sample_poses(config.pose_pool_size, generator)
+    betas = torch.randn(config.pose_pool_size, constants.NUM_BETAS, generator=generator)
+    return PosePool(samples.pose_with_global_orient(), betas)
+
+
+def build_data(config: TrainConfig) -> TrainingData:
+    """The datasets and pool that ``config`` names.
+
+    Raises:
+        FileNotFoundError: if the synthetic shards or a real dataset are missing (the message says how to
+            make or get them).
+    """
+    pose_pool = build_pose_pool(config)
+    if config.data == "synthetic":
+        from hmr_core.synthetic import SyntheticDataset
+
+        return TrainingData(SyntheticDataset(config.data_dir, "train"),
+                            SyntheticDataset(config.data_dir, "test", augment=None), pose_pool)
+    if config.data == "real":
+        from torch.utils.data import ConcatDataset
+
+        from hmr_core.datasets import open_dataset
+
+        if not config.datasets:
+            raise ValueError("data='real' needs datasets=(...), e.g. --set 'datasets=[\"lsp\", \"h36m\"]'")
+        train = ConcatDataset([open_dataset(name, config.data_dir, "train", skip_bad_samples=True)
+                               for name in config.datasets])
+        evaluation = open_dataset("h36m", config.data_dir, "test", augment=None) if "h36m" in config.datasets else None
+        return TrainingData(train, evaluation, pose_pool)
+    raise ValueError(f"data must be 'synthetic' or 'real', got {config.data!r}")
+
+
+def sample_pose_pool(pool: PosePool, num: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num`` random (pose (num, 72), betas (num, 10)) rows of the pool."""
+    rows = torch.randint(len(pool.pose), (num,), generator=generator)
+    return pool.pose[rows], pool.shape[rows]

@@ -1,0 +1,439 @@
+"""Train HMR: ``python -m hmr_core.train --preset tiny_cpu --run-dir runs/tiny``.
+
+One GPU: ``python -m hmr_core.train --preset synthetic_h100``. Several: ``torchrun --nproc_per_node 8 -m
+hmr_core.train ...`` (DDP; each process takes ``batch_size`` samples). ``--resume`` continues a run from
+its last checkpoint with the configuration it was started with. The loop is flat on purpose (chapter
+"Training"): an ``encoder_step`` and a ``discriminator_step`` per iteration, losses from
+``hmr_core.losses`` weighted by named config fields, a log that is a dict of floats.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from hmr_core import constants, losses
+from hmr_core.body_model import SMPL
+from hmr_core.config import PRESETS, TrainConfig, make_config
+from hmr_core.discriminator import FactorizedDiscriminator
+from hmr_core.encoder import load_imagenet_weights
+from hmr_core.hmr import HMR, predict_bodies
+from hmr_core.loaders import build_data, make_loader, sample_pose_pool
+from hmr_core.metrics import mpjpe, pa_mpjpe
+from hmr_core.regressor import mean_theta
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRIC_MM = 1000.0  # metres → millimetres for reported errors
+LSP_HIPS = (constants.LSP_JOINT_NAMES.index("right_hip"), constants.LSP_JOINT_NAMES.index("left_hip"))
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN, infinite or too large; the last good checkpoint is kept."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Set-up
+# --------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Runtime:
+    """Where this process runs: device and, under torchrun, its rank among ``world_size``."""
+
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_runtime(config: TrainConfig) -> Runtime:
+    """Choose the device once, and join the process group when started by torchrun."""
+    if config.device == "auto":
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    else:
+        device_type = config.device
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device='cuda' but no GPU is visible; use --set device=cpu")
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device(device_type)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Runtime(device=device, rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
+    """A generator that depends only on (seed, step, stream): data drawn at a step is the same after resume."""
+    return torch.Generator().manual_seed(hash((seed, step, stream)) % 2**63)
+
+
+# --------------------------------------------------------------------------------------------------
+# Losses of one step
+# --------------------------------------------------------------------------------------------------
+def encoder_losses(pred, batch: dict, config: TrainConfig) -> dict[str, torch.Tensor]:
+    """The encoder's supervised losses for Θ_T (or averaged over all T, see the config).
+
+    Args:
+        pred: ``BodyPrediction`` with (B, T) leading axes.
+        batch: the batch (see ``hmr_core.datasets``).
+        config: loss weights.
+
+    Returns:
+        Unweighted losses: ``kp_2d``, ``joints_3d``, ``smpl``.
+    """
+    iters = range(pred.cam.shape[1]) if config.supervise_all_iterations else [pred.cam.shape[1] - 1]
+    out = {"kp_2d": 0.0, "joints_3d": 0.0, "smpl": 0.0}
+    for t in iters:
+        out["kp_2d"] = out["kp_2d"] + losses.keypoint_reprojection_loss(pred.keypoints_2d[:, t], batch["keypoints_2d"])
+        out["joints_3d"] = out["joints_3d"] + losses.joints_3d_loss(pred.joints_3d[:, t], batch["joints_3d"], batch["has_3d"])
+        out["smpl"] = out["smpl"] + losses.smpl_param_loss(pred.rotmats[:, t], pred.betas[:, t], batch["pose"],
+                                                          batch["betas"], batch["has_smpl"])
+    return {k: v / len(iters) for k, v in out.items()}
+
+
+def encoder_step(hmr, disc, smpl, batch: dict, optimizer, scaler_ctx, config: TrainConfig):
+    """One update of the encoder and regressor: L = λ·L_reproj + L_3D + L_adv (HMR, Sec. 3).
+
+    Returns:
+        ``(log, fake_rotmats, fake_betas)``: the log dict of floats, and the predicted (B·T, 24, 3, 3)
+        rotations and (B·T, 10) shapes of every iteration, detached, for the discriminator.
+    """
+    hmr.train()
+    with scaler_ctx():
+        thetas = hmr(batch["img"])  # (B, T, 85)
+    pred = predict_bodies(thetas.float(), smpl)
+    terms = encoder_losses(pred, batch, config)
+    loss = (config.kp_2d_weight * terms["kp_2d"] + config.joints_3d_weight * terms["joints_3d"]
+            + config.smpl_weight * terms["smpl"])
+    fake_rot = pred.rotmats.flatten(0, 1)  # (B·T, 24, 3, 3): every iteration is a fake
+    fake_betas = pred.betas.flatten(0, 1)  # (B·T, 10)
+    log = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
+    if config.adversarial:
+        adv = losses.encoder_adversarial_loss(disc(fake_rot, fake_betas))
+        loss = loss + config.adv_weight * adv
+        log["adv_encoder"] = float(adv.detach())
+    check_finite(loss, config)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        log["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(hmr.parameters(), config.grad_clip))
+    optimizer.step()
+    log["loss"] = float(loss.detach())
+    return log, fake_rot.detach(), fake_betas.detach()
+
+
+def discriminator_step(disc, real_pose, real_betas, fake_rot, fake_betas, optimizer, config: TrainConfig) -> dict:
+    """One update of the 25 discriminators: real poses from the pool, fakes from every IEF iteration.
+
+    As in HMR's code, the real half has as many samples as the fakes (B·T), so the batch is balanced.
+    """
+    disc.train()
+    d_real = disc(real_pose, real_betas)  # (B·T, 25)
+    d_fake = disc(fake_rot, fake_betas)  # (B·T, 25)
+    loss_real, loss_fake = losses.discriminator_adversarial_losses(d_real, d_fake)
+    loss = config.adv_weight * (loss_real + loss_fake)
+    check_finite(loss, config)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"disc": float(loss.detach()), "disc_real": float(loss_real.detach()), "disc_fake": float(loss_fake.detach()),
+            "d_out_real": float(d_real.detach().mean()), "d_out_fake": float(d_fake.detach().mean())}
+
+
+def check_finite(loss: torch.Tensor, config: TrainConfig) -> None:
+    value = float(loss.detach())
+    if not math.isfinite(value) or value > config.max_loss:
+        raise TrainingDiverged(
+            f"the loss is {value} (limit {config.max_loss}): training diverged. The last good checkpoint is "
+            "kept; resume from it with a lower learning rate (--set encoder_lr=...) or grad_clip > 0."
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------
+def unwrap(module):
+    module = module.module if isinstance(module, DistributedDataParallel) else module
+    return getattr(module, "_orig_mod", module)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically: a killed write leaves the previous checkpoint intact."""
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def rng_state() -> dict:
+    """Every random number generator's state, as plain numbers and tensors (loadable with weights_only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint with ``weights_only=True``: tensors, numbers and strings, no arbitrary objects."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; start the run without --resume")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(hmr, smpl, loader, device, scaler_ctx, max_samples: int) -> dict:
+    """MPJPE and PA-MPJPE (mm) of Θ_T on the 14 LSP joints, for samples with 3D ground truth."""
+    hmr.eval()
+    errs, pa_errs, seen = [], [], 0
+    for batch in loader:
+        batch = to_device(batch, device)
+        with scaler_ctx():
+            thetas = hmr(batch["img"])
+        pred = predict_bodies(thetas[:, -1:].float(), smpl)
+        has = batch["has_3d"] > 0
+        if has.any():
+            gt = batch["joints_3d"][has][..., :3]
+            pj = pred.joints_3d[:, 0][has]
+            errs.append(mpjpe(pj, gt, root=LSP_HIPS) * METRIC_MM)
+            pa_errs.append(pa_mpjpe(pj, gt) * METRIC_MM)
+        seen += len(batch["img"])
+        if seen >= max_samples:
+            break
+    if not errs:
+        return {}
+    return {"mpjpe_mm": float(torch.cat(errs).mean()), "pa_mpjpe_mm": float(torch.cat(pa_errs).mean()),
+            "eval_samples": int(sum(len(e) for e in errs))}
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------------
+def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
+    """Train HMR; returns the log (one dict of floats per logged step).
+
+    Args:
+        config: the configuration (with ``resume``, the run directory's ``config.json`` is used instead).
+        resume: continue from ``run_dir/checkpoint.pt``.
+        data: ``loaders.TrainingData`` to use instead of what ``config`` names (tests, notebooks).
+
+    Raises:
+        TrainingDiverged: the loss went NaN or above ``config.max_loss``.
+    """
+    run_dir = Path(config.run_dir)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    if resume:
+        config = TrainConfig.from_json(run_dir / "config.json")
+    rt = setup_runtime(config)
+    seed_everything(config.seed + rt.rank)
+    if rt.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            if ckpt_path.exists():
+                raise FileExistsError(f"{run_dir} already holds a run; pass --resume or choose another --run-dir")
+            config.to_json(run_dir / "config.json")
+
+    data = build_data(config) if data is None else data
+    train_set, eval_set, pose_pool = data.train_set, data.eval_set, data.pose_pool
+    smpl = SMPL(config.model_path).to(rt.device)
+    # Θ_0's pose: the pool's mean body pose, turned upright for the y-down camera (HMR's mean parameters).
+    init_theta = mean_theta(torch.cat((torch.tensor([math.pi, 0.0, 0.0]), pose_pool.pose[:, 3:].mean(0))))
+    hmr = HMR(init_theta, config.num_iterations, config.dropout).to(rt.device)
+    if config.imagenet_weights and not resume:
+        load_imagenet_weights(hmr.encoder, config.imagenet_weights)
+    disc = FactorizedDiscriminator().to(rt.device)
+    use_cuda = rt.device.type == "cuda"
+    if use_cuda and config.channels_last:
+        hmr = hmr.to(memory_format=torch.channels_last)
+    enc_opt = torch.optim.Adam(hmr.parameters(), lr=config.encoder_lr, weight_decay=config.encoder_weight_decay)
+    disc_opt = torch.optim.Adam(disc.parameters(), lr=config.disc_lr, weight_decay=config.disc_weight_decay)
+
+    step, history = 0, []
+    if resume:
+        ckpt = load_checkpoint(ckpt_path)
+        hmr.load_state_dict(ckpt["hmr"])
+        disc.load_state_dict(ckpt["disc"])
+        enc_opt.load_state_dict(ckpt["encoder_optimizer"])
+        disc_opt.load_state_dict(ckpt["disc_optimizer"])
+        step, history = ckpt["step"], json.loads(ckpt["history"])
+        set_rng_state(ckpt["rng"][rt.rank] if rt.rank < len(ckpt["rng"]) else ckpt["rng"][0])
+
+    train_model = hmr
+    if config.compile:
+        train_model = torch.compile(train_model)
+    if rt.world_size > 1:
+        train_model = DistributedDataParallel(train_model, device_ids=[rt.local_rank] if use_cuda else None)
+        disc = DistributedDataParallel(disc, device_ids=[rt.local_rank] if use_cuda else None)
+
+    def autocast():
+        if use_cuda and config.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    loader = make_loader(train_set, config, start_step=step, rank=rt.rank, world_size=rt.world_size)
+    eval_loader = make_loader(eval_set, config, evaluation=True) if eval_set is not None else None
+    writer = None
+    if rt.is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(run_dir / "tensorboard")
+
+    def checkpoint():
+        rngs = [rng_state()]
+        if rt.world_size > 1:
+            gathered = [None] * rt.world_size
+            dist.all_gather_object(gathered, rngs[0])
+            rngs = gathered
+        if rt.is_main:
+            save_checkpoint(ckpt_path, {
+                "hmr": unwrap(hmr).state_dict(), "disc": unwrap(disc).state_dict(),
+                "encoder_optimizer": enc_opt.state_dict(), "disc_optimizer": disc_opt.state_dict(),
+                "config": json.dumps(dataclasses.asdict(config)), "step": step, "rng": rngs,
+                "history": json.dumps(history), "model_name": smpl.model_name,
+            })
+
+    # Ctrl-C or SIGTERM (a cluster pre-empting the job, torchrun stopping it) only raises a flag: the step
+    # under way finishes, a checkpoint is written, and the run stops in a state --resume continues exactly.
+    stop = {"requested": False}
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():  # signals can only be caught there
+        handlers = {sig: signal.signal(sig, lambda *_: stop.update(requested=True)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress = _progress(step, config.max_steps, rt.is_main)
+    start, images_seen = time.perf_counter(), 0
+    try:
+        for batch in loader:
+            batch = to_device(batch, rt.device)
+            if use_cuda and config.channels_last:
+                batch["img"] = batch["img"].contiguous(memory_format=torch.channels_last)
+            log, fake_rot, fake_betas = encoder_step(train_model, disc, smpl, batch, enc_opt, autocast, config)
+            if config.adversarial:
+                real_pose, real_betas = sample_pose_pool(pose_pool, len(fake_rot), step_generator(config.seed, step, rt.rank))
+                log.update(discriminator_step(disc, real_pose.to(rt.device), real_betas.to(rt.device),
+                                              fake_rot, fake_betas, disc_opt, config))
+            step += 1
+            images_seen += len(batch["img"]) * rt.world_size
+            progress.update(1)
+            if step % config.log_every == 0 or step == config.max_steps:
+                log.update(step=step, images_per_s=images_seen / (time.perf_counter() - start))
+                if eval_loader is not None and config.eval_every and (step % config.eval_every == 0 or step == config.max_steps):
+                    log.update(evaluate(unwrap(hmr), smpl, eval_loader, rt.device, autocast, config.eval_samples))
+                history.append(log)
+                if writer is not None:
+                    for key, value in log.items():
+                        if key != "step":
+                            writer.add_scalar(key, value, step)
+                    progress.set_postfix(loss=f"{log['loss']:.3f}")
+            if stop_requested(stop["requested"], rt):
+                checkpoint()
+                raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved to {ckpt_path}, continue with --resume")
+            if step % config.ckpt_every == 0 or step == config.max_steps:
+                checkpoint()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        progress.close()
+        if writer is not None:
+            writer.close()
+    if rt.is_main:
+        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+    return history
+
+
+def stop_requested(local: bool, rt: Runtime) -> bool:
+    """Whether any process was asked to stop (all must stop at the same step, or DDP would hang)."""
+    if rt.world_size == 1:
+        return local
+    flag = torch.tensor([float(local)], device=rt.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def _progress(initial: int, total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(initial=initial, total=total, disable=not enabled, desc="train", dynamic_ncols=True)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``key=value`` pairs; values parsed as JSON where they can be (numbers, booleans, lists)."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set takes key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m hmr_core.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a starting configuration")
+    parser.add_argument("--run-dir", help="where the run writes (default: runs/hmr)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
+    args = parser.parse_args(argv)
+    overrides = parse_overrides(args.set)
+    if args.run_dir:
+        overrides["run_dir"] = args.run_dir
+    try:
+        config = make_config(args.preset, **overrides)
+        history = train(config, resume=args.resume)
+    except (TrainingDiverged, FileExistsError, FileNotFoundError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    except KeyboardInterrupt as stopped:
+        print(f"\n{stopped}", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if history:
+        print(json.dumps(history[-1]))
+
+
+if __name__ == "__main__":
+    main()

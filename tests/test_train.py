@@ -1,0 +1,178 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hmr_core import losses, train
+from hmr_core.config import TrainConfig, make_config
+from hmr_core.datasets import HMRDataset, write_fixture_dataset
+from hmr_core.loaders import StepBatchSampler, TrainingData
+from hmr_core.pose_prior import PosePool
+
+IMG = 64  # small crops keep ResNet-50 quick on a CPU
+
+
+@pytest.fixture(scope="module")
+def fixture_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    path_3d = write_fixture_dataset(root, num_samples=24, with_3d=True, file_name="with3d.npz", seed=1)
+    path_2d = write_fixture_dataset(root, num_samples=24, with_3d=False, file_name="only2d.npz", seed=2)
+    gen = torch.Generator().manual_seed(0)
+    pool = PosePool(torch.randn(200, 72, generator=gen) * 0.2, torch.randn(200, 10, generator=gen))
+
+    def make():
+        train_set = torch.utils.data.ConcatDataset([HMRDataset(path_3d, root / "images", out_size=IMG),
+                                                    HMRDataset(path_2d, root / "images", out_size=IMG)])
+        return TrainingData(train_set, HMRDataset(path_3d, root / "images", augment=None, out_size=IMG), pool)
+
+    return make
+
+
+def tiny(tmp_path, **overrides):
+    values = dict(run_dir=str(tmp_path / "run"), img_size=IMG, batch_size=4, max_steps=6, log_every=1,
+                  ckpt_every=3, eval_every=6, eval_samples=8, num_workers=0, device="cpu", encoder_lr=1e-4)
+    values.update(overrides)
+    return make_config("tiny_cpu", **values)
+
+
+def test_loss_goes_down_and_run_dir_is_complete(tmp_path, fixture_data):
+    config = tiny(tmp_path, max_steps=25, ckpt_every=25, eval_every=25, encoder_lr=3e-4)
+    history = train.train(config, data=fixture_data())
+    first = sum(h["kp_2d"] for h in history[:5]) / 5
+    last = sum(h["kp_2d"] for h in history[-5:]) / 5
+    assert last < 0.95 * first, (first, last)
+    assert {"loss", "kp_2d", "joints_3d", "smpl", "adv_encoder", "disc", "d_out_real", "d_out_fake"} <= set(history[-1])
+    assert "pa_mpjpe_mm" in history[-1] and history[-1]["pa_mpjpe_mm"] > 0
+    run = tmp_path / "run"
+    assert TrainConfig.from_json(run / "config.json") == config
+    assert json.loads((run / "history.json").read_text())[-1]["step"] == 25
+    ckpt = train.load_checkpoint(run / train.CHECKPOINT_NAME)
+    assert ckpt["step"] == 25 and "hmr" in ckpt and "disc_optimizer" in ckpt
+    assert ckpt["hmr"]["regressor.init_theta"].shape == (85,)  # Θ_0 travels with the model
+    assert any((run / "tensorboard").iterdir())
+
+
+def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path, fixture_data, monkeypatch):
+    straight = train.train(tiny(tmp_path / "a"), data=fixture_data())
+
+    real_step = train.encoder_step
+    calls = {"n": 0}
+
+    def interrupt_at_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would: the step finishes, then the run stops
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "encoder_step", interrupt_at_third)
+    with pytest.raises(KeyboardInterrupt, match="stopped at step 3"):
+        train.train(tiny(tmp_path / "b"), data=fixture_data())
+    monkeypatch.setattr(train, "encoder_step", real_step)
+    assert train.load_checkpoint(tmp_path / "b" / "run" / train.CHECKPOINT_NAME)["step"] == 3
+    resumed = train.train(tiny(tmp_path / "b"), resume=True, data=fixture_data())
+
+    assert [h["step"] for h in resumed] == [h["step"] for h in straight]
+    for a, b in zip(straight, resumed):
+        for key in ("loss", "kp_2d", "disc"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (a["step"], key)
+    for key in ("pa_mpjpe_mm", "mpjpe_mm"):
+        assert straight[-1][key] == pytest.approx(resumed[-1][key], rel=1e-5)
+    sa = train.load_checkpoint(tmp_path / "a" / "run" / train.CHECKPOINT_NAME)["hmr"]
+    sb = train.load_checkpoint(tmp_path / "b" / "run" / train.CHECKPOINT_NAME)["hmr"]
+    for key in sa:
+        torch.testing.assert_close(sa[key], sb[key], atol=1e-5, rtol=1e-4)
+
+
+def test_existing_run_is_not_overwritten(tmp_path, fixture_data):
+    train.train(tiny(tmp_path, max_steps=1, eval_every=0), data=fixture_data())
+    with pytest.raises(FileExistsError, match="--resume"):
+        train.train(tiny(tmp_path, max_steps=1, eval_every=0), data=fixture_data())
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, fixture_data, monkeypatch):
+    config = tiny(tmp_path, max_steps=6, ckpt_every=2, eval_every=0)
+    real_loss = losses.keypoint_reprojection_loss
+    calls = {"n": 0}
+
+    def poisoned(*args):
+        calls["n"] += 1
+        value = real_loss(*args)
+        return value * float("nan") if calls["n"] == 4 else value
+
+    monkeypatch.setattr(losses, "keypoint_reprojection_loss", poisoned)
+    with pytest.raises(train.TrainingDiverged, match="loss is nan.*last good checkpoint is kept"):
+        train.train(config, data=fixture_data())
+    assert train.load_checkpoint(tmp_path / "run" / train.CHECKPOINT_NAME)["step"] == 2
+
+
+def test_step_batches_are_balanced_disjoint_and_resumable():
+    has_3d = [True] * 10 + [False] * 30
+    full = list(StepBatchSampler(has_3d, 8, max_steps=12, seed=3))
+    assert all(sum(i < 10 for i, _ in b) == 4 for b in full)  # half of each batch from the 3D pool
+    assert list(StepBatchSampler(has_3d, 8, max_steps=12, start_step=5, seed=3)) == full[5:]
+    # Ranks take disjoint slices of each pool's permutation (pools a multiple of the slices here, so no
+    # slice straddles two epochs' permutations).
+    has_3d_even = [True] * 16 + [False] * 32
+    ranks = [list(StepBatchSampler(has_3d_even, 8, max_steps=4, seed=3, rank=r, world_size=2)) for r in range(2)]
+    for step in range(4):
+        assert not {i for i, _ in ranks[0][step]} & {i for i, _ in ranks[1][step]}
+    # One epoch of the 2D pool (30 samples, 4 per batch) uses each sample once before any repeats.
+    seen = [i for b in full[:8] for i, _ in b if i >= 10][:30]
+    assert sorted(seen) == list(range(10, 40))
+
+
+def test_config_presets_and_errors(tmp_path):
+    assert make_config("synthetic_h100").batch_size == 256
+    with pytest.raises(ValueError, match="unknown preset"):
+        make_config("nope")
+    with pytest.raises(ValueError, match=r"unknown config field\(s\) \['batchsize'\]"):
+        make_config(batchsize=3)
+    config = make_config("tiny_cpu", datasets=["lsp"])
+    config.to_json(tmp_path / "c.json")
+    assert TrainConfig.from_json(tmp_path / "c.json") == config
+
+
+def test_losses_follow_the_official_code():
+    # compute_3d_loss: 0.5 · mean over the present numbers; no ground truth gives 0.
+    pred, gt = torch.zeros(2, 14, 3), torch.ones(2, 14, 3)
+    gt[:, [2, 3]] = 0  # hips at the origin: the pelvis alignment leaves the others at 1
+    assert losses.joints_3d_loss(pred, gt, torch.tensor([1.0, 0.0])) == pytest.approx(0.5 * 12 / 14)
+    assert losses.joints_3d_loss(pred, gt, torch.zeros(2)) == 0
+    rot = torch.eye(3).expand(2, 24, 3, 3)
+    assert losses.smpl_param_loss(rot, torch.zeros(2, 10), torch.zeros(2, 72), torch.ones(2, 10),
+                                  torch.ones(2)) == pytest.approx(0.5 * 10 / 226)
+    d = torch.full((3, 25), 0.5)
+    assert losses.encoder_adversarial_loss(d) == pytest.approx(25 * 0.25)
+    real, fake = losses.discriminator_adversarial_losses(torch.ones(3, 25), torch.zeros(3, 25))
+    assert real == 0 and fake == 0
+
+
+def test_two_process_ddp_on_cpu(tmp_path, fixture_data):
+    """torchrun with the gloo backend: both ranks train and rank 0 writes the run."""
+    data_root = tmp_path / "fx"
+    write_fixture_dataset(data_root, num_samples=16, with_3d=True, file_name="with3d.npz", seed=1)
+    script = tmp_path / "ddp_run.py"
+    script.write_text(f"""
+import torch
+from hmr_core import train
+from hmr_core.config import make_config
+from hmr_core.datasets import HMRDataset
+from hmr_core.loaders import TrainingData
+from hmr_core.pose_prior import PosePool
+ds = HMRDataset({str(data_root / 'with3d.npz')!r}, {str(data_root / 'images')!r}, out_size={IMG})
+pool = PosePool(torch.zeros(50, 72), torch.zeros(50, 10))
+config = make_config("tiny_cpu", run_dir={str(tmp_path / 'ddp')!r}, img_size={IMG}, batch_size=2, max_steps=2,
+                     log_every=1, eval_every=0, num_workers=0, device="cpu")
+train.train(config, data=TrainingData(ds, None, pool))
+""")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_port", "29517", str(script)], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = json.loads((tmp_path / "ddp" / "history.json").read_text())
+    assert [h["step"] for h in history] == [1, 2]
