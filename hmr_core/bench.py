@@ -218,11 +218,64 @@ def main(argv=None):
     data.add_argument("--workers", type=int, nargs="+", default=None, help="worker counts (default: os.cpu_count())")
     data.add_argument("--batch-size", type=int, default=64)
     data.add_argument("--image-size", type=int, default=256)
+    add_synthetic_parser(sub)
     args = parser.parse_args(argv)
+    if args.what == "synthetic":
+        bench_synthetic(args.num_images, args.workers, args.backends)
     if args.what == "smpl":
         bench_smpl(args.batch_sizes, args.device, args.repeats)
     if args.what == "data":
         bench_data(args.num_images, args.workers, args.batch_size, args.image_size)
+
+
+def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"), seed_start=0):
+    """Print synthetic-world images generated and written per second, per render backend and worker count.
+
+    Runs ``synthetic.write_split`` (generation, rendering and shard writing, worker start-up included)
+    into a temporary folder for each setting. A backend that cannot start here is reported and skipped.
+
+    Args:
+        num_images: images per setting.
+        workers: worker-process counts to try.
+        backends: render backends to try.
+        seed_start: index in the train split of the first image.
+
+    Returns:
+        A list of ``(backend, workers, images_per_second)``.
+    """
+    import os
+    import tempfile
+
+    from hmr_core import render, synthetic
+
+    print(f"# synthetic world, {datetime.date.today()}, {_cpu_name()}, {os.cpu_count()} logical CPUs, "
+          f"torch {torch.__version__}")
+    print(f"{num_images} train images of {constants.IMG_SIZE}x{constants.IMG_SIZE} per setting, shards of 32, "
+          "worker start-up included")
+    print(f"{'backend':>9} {'workers':>7} {'images/s':>9}")
+    rows = []
+    for backend in backends:
+        try:
+            render.available_backend(backend)
+        except RuntimeError as err:
+            print(f"{backend:>9} unavailable: {err}")
+            continue
+        for num_workers in workers:
+            with tempfile.TemporaryDirectory() as tmp:
+                report = synthetic.write_split(tmp, "train", num_images, shard_size=32, workers=num_workers,
+                                               backend=backend, start=seed_start, progress=False)
+            rate = report.num_images / report.seconds
+            rows.append((backend, num_workers, rate))
+            print(f"{backend:>9} {num_workers:>7} {rate:>9.1f}")
+    return rows
+
+
+def add_synthetic_parser(sub) -> None:
+    """The ``synthetic`` subcommand of ``python -m hmr_core.bench``."""
+    synthetic = sub.add_parser("synthetic", help="synthetic-world images generated per second")
+    synthetic.add_argument("--num-images", type=int, default=96)
+    synthetic.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    synthetic.add_argument("--backends", nargs="+", default=["numpy", "pyrender"])
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ class TrainConfig:
     datasets: tuple[str, ...] = ()  # real datasets to mix, e.g. ("h36m", "mpi_inf_3dhp", "lsp", "mpii", "coco")
     pose_pool: str | None = None  # .npz with pose (N, 72), shape (N, 10); None: sample from the pose prior
     pose_pool_size: int = 20_000  # bodies drawn from the pose prior when pose_pool is None
-    img_size: int = 224  # network input, pixels (HMR: 224)
     batch_size: int = 64  # per process
+    augment: bool = True  # the paper's augmentation (crop jitter, rotation, flip, colour); off to overfit a batch
     num_workers: int = 8  # data-loading processes per training process
     # --- model ------------------------------------------------------------------------------------
     num_iterations: int = 3  # T, IEF iterations (HMR: 3)
@@ -76,8 +76,8 @@ class TrainConfig:
 
 
 PRESETS: dict[str, dict] = {
-    # A minute on a laptop CPU: small images, a few steps, enough to see the loss fall.
-    "tiny_cpu": dict(img_size=64, batch_size=8, num_workers=0, max_steps=60, log_every=5, image_every=0,
+    # A minute or two on a laptop CPU: small batches, a few steps, enough to see the loss fall.
+    "tiny_cpu": dict(batch_size=4, num_workers=0, max_steps=60, log_every=5, image_every=0,
                      eval_every=30, eval_samples=32, ckpt_every=30, device="cpu", encoder_lr=1e-4, disc_lr=1e-4,
                      pose_pool_size=1000),
     # One H100 on the synthetic world.

@@ -159,9 +159,11 @@ def build_data(config: TrainConfig) -> TrainingData:
     """
     pose_pool = build_pose_pool(config)
     if config.data == "synthetic":
+        from hmr_core.augment import AugmentConfig
         from hmr_core.synthetic import SyntheticDataset
 
-        return TrainingData(SyntheticDataset(config.data_dir, "train"),
+        augment = AugmentConfig() if config.augment else None
+        return TrainingData(SyntheticDataset(config.data_dir, "train", augment=augment),
                             SyntheticDataset(config.data_dir, "test", augment=None), pose_pool)
     if config.data == "real":
         from torch.utils.data import ConcatDataset
@@ -170,7 +172,8 @@ def build_data(config: TrainConfig) -> TrainingData:
 
         if not config.datasets:
             raise ValueError("data='real' needs datasets=(...), e.g. --set 'datasets=[\"lsp\", \"h36m\"]'")
-        train = ConcatDataset([open_dataset(name, config.data_dir, "train", skip_bad_samples=True)
+        augment = {} if config.augment else {"augment": None}
+        train = ConcatDataset([open_dataset(name, config.data_dir, "train", skip_bad_samples=True, **augment)
                                for name in config.datasets])
         evaluation = open_dataset("h36m", config.data_dir, "test", augment=None) if "h36m" in config.datasets else None
         return TrainingData(train, evaluation, pose_pool)

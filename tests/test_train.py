@@ -33,25 +33,38 @@ def fixture_data(tmp_path_factory):
 
 
 def tiny(tmp_path, **overrides):
-    values = dict(run_dir=str(tmp_path / "run"), img_size=IMG, batch_size=4, max_steps=6, log_every=1,
+    values = dict(run_dir=str(tmp_path / "run"), batch_size=4, max_steps=6, log_every=1,
                   ckpt_every=3, eval_every=6, eval_samples=8, num_workers=0, device="cpu", encoder_lr=1e-4)
     values.update(overrides)
     return make_config("tiny_cpu", **values)
 
 
-def test_loss_goes_down_and_run_dir_is_complete(tmp_path, fixture_data):
-    config = tiny(tmp_path, max_steps=25, ckpt_every=25, eval_every=25, encoder_lr=3e-4)
-    history = train.train(config, data=fixture_data())
+def test_tiny_cpu_run_on_the_synthetic_world_lowers_the_loss(tmp_path):
+    """The CI run: the tiny_cpu preset, end to end on the synthetic world, fits one batch.
+
+    Four images without augmentation or dropout are seen at every step, so the whole model (encoder,
+    IEF, SMPL, camera, losses, discriminator) must lower the reprojection loss steadily; on this CPU it
+    fell from 0.175 to 0.023 in 40 steps (about 36 s).
+    """
+    from hmr_core.synthetic import write_split
+
+    data_dir = tmp_path / "synthetic"
+    write_split(data_dir, "train", 4, shard_size=4, backend="numpy", progress=False)
+    write_split(data_dir, "test", 16, shard_size=16, backend="numpy", progress=False)
+    config = make_config("tiny_cpu", run_dir=str(tmp_path / "run"), data_dir=str(data_dir), max_steps=40,
+                         log_every=1, eval_every=40, ckpt_every=40, eval_samples=16, pose_pool_size=500,
+                         augment=False, dropout=0.0, encoder_lr=3e-4)
+    history = train.train(config)
     first = sum(h["kp_2d"] for h in history[:5]) / 5
     last = sum(h["kp_2d"] for h in history[-5:]) / 5
-    assert last < 0.95 * first, (first, last)
+    assert last < 0.5 * first, (first, last)
     assert {"loss", "kp_2d", "joints_3d", "smpl", "adv_encoder", "disc", "d_out_real", "d_out_fake"} <= set(history[-1])
-    assert "pa_mpjpe_mm" in history[-1] and history[-1]["pa_mpjpe_mm"] > 0
+    assert history[-1]["pa_mpjpe_mm"] > 0 and history[-1]["eval_samples"] == 16
     run = tmp_path / "run"
     assert TrainConfig.from_json(run / "config.json") == config
-    assert json.loads((run / "history.json").read_text())[-1]["step"] == 25
+    assert json.loads((run / "history.json").read_text())[-1]["step"] == 40
     ckpt = train.load_checkpoint(run / train.CHECKPOINT_NAME)
-    assert ckpt["step"] == 25 and "hmr" in ckpt and "disc_optimizer" in ckpt
+    assert ckpt["step"] == 40 and "disc_optimizer" in ckpt
     assert ckpt["hmr"]["regressor.init_theta"].shape == (85,)  # Θ_0 travels with the model
     assert any((run / "tensorboard").iterdir())
 
@@ -165,7 +178,7 @@ from hmr_core.loaders import TrainingData
 from hmr_core.pose_prior import PosePool
 ds = HMRDataset({str(data_root / 'with3d.npz')!r}, {str(data_root / 'images')!r}, out_size={IMG})
 pool = PosePool(torch.zeros(50, 72), torch.zeros(50, 10))
-config = make_config("tiny_cpu", run_dir={str(tmp_path / 'ddp')!r}, img_size={IMG}, batch_size=2, max_steps=2,
+config = make_config("tiny_cpu", run_dir={str(tmp_path / 'ddp')!r}, batch_size=2, max_steps=2,
                      log_every=1, eval_every=0, num_workers=0, device="cpu")
 train.train(config, data=TrainingData(ds, None, pool))
 """)
