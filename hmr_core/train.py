@@ -244,6 +244,38 @@ def evaluate(hmr, smpl, loader, device, scaler_ctx, max_samples: int) -> dict:
             "eval_samples": int(sum(len(e) for e in errs))}
 
 
+@torch.no_grad()
+def example_overlays(hmr, smpl, batch: dict, scaler_ctx, num: int = 4) -> np.ndarray:
+    """Images for TensorBoard: each input with ground-truth (green) and predicted (red) keypoints, and
+    the predicted mesh of every IEF iteration over it, side by side.
+
+    Returns:
+        (num · H, (T + 1) · W, 3) uint8 image grid.
+    """
+    from hmr_core.camera import normalized_to_pixel
+    from hmr_core.render import draw_keypoints, render_mesh
+
+    was_training = hmr.training
+    hmr.eval()
+    images = batch["img"][:num]
+    with scaler_ctx():
+        thetas = hmr(images)
+    hmr.train(was_training)
+    pred = predict_bodies(thetas.float(), smpl)
+    size = images.shape[-1]
+    faces = smpl.faces.cpu().numpy()
+    rows = []
+    for b in range(len(images)):
+        crop = (images[b].float().permute(1, 2, 0).cpu().numpy().clip(0, 1) * 255).astype(np.uint8)
+        gt = batch["keypoints_2d"][b].cpu()
+        panel = draw_keypoints(crop, normalized_to_pixel(gt[:, :2], size), gt[:, 2], color=(40, 200, 40))
+        panel = draw_keypoints(panel, normalized_to_pixel(pred.keypoints_2d[b, -1].cpu(), size))
+        meshes = [render_mesh(pred.vertices[b, t].cpu(), faces, pred.cam[b, t].cpu(), image=crop, alpha=0.8)
+                  for t in range(pred.cam.shape[1])]
+        rows.append(np.concatenate([panel, *meshes], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
 def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -365,6 +397,9 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
                         if key != "step":
                             writer.add_scalar(key, value, step)
                     progress.set_postfix(loss=f"{log['loss']:.3f}")
+            if writer is not None and config.image_every and step % config.image_every == 0:
+                grid = example_overlays(unwrap(hmr), smpl, batch, autocast)
+                writer.add_image("examples/input_keypoints_and_meshes_t1_to_T", grid, step, dataformats="HWC")
             if stop_requested(stop["requested"], rt):
                 checkpoint()
                 raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved to {ckpt_path}, continue with --resume")

@@ -53,7 +53,7 @@ def test_tiny_cpu_run_on_the_synthetic_world_lowers_the_loss(tmp_path):
     write_split(data_dir, "test", 16, shard_size=16, backend="numpy", progress=False)
     config = make_config("tiny_cpu", run_dir=str(tmp_path / "run"), data_dir=str(data_dir), max_steps=40,
                          log_every=1, eval_every=40, ckpt_every=40, eval_samples=16, pose_pool_size=500,
-                         augment=False, dropout=0.0, encoder_lr=3e-4)
+                         augment=False, dropout=0.0, encoder_lr=3e-4, image_every=40)
     history = train.train(config)
     first = sum(h["kp_2d"] for h in history[:5]) / 5
     last = sum(h["kp_2d"] for h in history[-5:]) / 5
@@ -67,6 +67,19 @@ def test_tiny_cpu_run_on_the_synthetic_world_lowers_the_loss(tmp_path):
     assert ckpt["step"] == 40 and "disc_optimizer" in ckpt
     assert ckpt["hmr"]["regressor.init_theta"].shape == (85,)  # Θ_0 travels with the model
     assert any((run / "tensorboard").iterdir())
+
+
+def test_example_overlays_show_every_iteration(fixture_data):
+    import contextlib
+
+    from hmr_core.body_model import SMPL
+    from hmr_core.hmr import HMR
+
+    data = fixture_data()
+    batch = torch.utils.data.default_collate([data.eval_set[i] for i in range(2)])
+    grid = train.example_overlays(HMR(num_iterations=3), SMPL(), batch, contextlib.nullcontext, num=2)
+    assert grid.shape == (2 * IMG, 4 * IMG, 3) and grid.dtype.name == "uint8"
+    assert grid[:, IMG:].std() > 0  # the mesh panels are drawn
 
 
 def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path, fixture_data, monkeypatch):
