@@ -175,7 +175,8 @@ def build_data(config: TrainConfig) -> TrainingData:
         augment = {} if config.augment else {"augment": None}
         train = ConcatDataset([open_dataset(name, config.data_dir, "train", skip_bad_samples=True, **augment)
                                for name in config.datasets])
-        evaluation = open_dataset("h36m", config.data_dir, "test", augment=None) if "h36m" in config.datasets else None
+        # Human3.6M protocol 2 (frontal camera, S9 and S11; see docs/evaluation.md) for periodic evaluation.
+        evaluation = open_dataset("h36m", config.data_dir, "test_p2", augment=None) if "h36m" in config.datasets else None
         return TrainingData(train, evaluation, pose_pool)
     raise ValueError(f"data must be 'synthetic' or 'real', got {config.data!r}")
 
