@@ -117,6 +117,12 @@ def encoder_losses(pred, batch: dict, config: TrainConfig) -> dict[str, torch.Te
     return {k: v / len(iters) for k, v in out.items()}
 
 
+def weighted_encoder_loss(terms: dict[str, torch.Tensor], config: TrainConfig) -> torch.Tensor:
+    """λ·L_reproj + L_3D joints + L_3D params, with the config's named weights (no adversarial term)."""
+    return (config.kp_2d_weight * terms["kp_2d"] + config.joints_3d_weight * terms["joints_3d"]
+            + config.smpl_weight * terms["smpl"])
+
+
 def encoder_step(hmr, disc, smpl, batch: dict, optimizer, scaler_ctx, config: TrainConfig):
     """One update of the encoder and regressor: L = λ·L_reproj + L_3D + L_adv (HMR, Sec. 3).
 
@@ -129,8 +135,7 @@ def encoder_step(hmr, disc, smpl, batch: dict, optimizer, scaler_ctx, config: Tr
         thetas = hmr(batch["img"])  # (B, T, 85)
     pred = predict_bodies(thetas.float(), smpl)
     terms = encoder_losses(pred, batch, config)
-    loss = (config.kp_2d_weight * terms["kp_2d"] + config.joints_3d_weight * terms["joints_3d"]
-            + config.smpl_weight * terms["smpl"])
+    loss = weighted_encoder_loss(terms, config)
     fake_rot = pred.rotmats.flatten(0, 1)  # (B·T, 24, 3, 3): every iteration is a fake
     fake_betas = pred.betas.flatten(0, 1)  # (B·T, 10)
     log = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
@@ -281,6 +286,57 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
+# What a training process builds (shared with ``python -m hmr_core.bench train``)
+# --------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class TrainingModels:
+    """The modules and optimisers one training process updates."""
+
+    hmr: HMR
+    disc: FactorizedDiscriminator
+    encoder_optimizer: torch.optim.Optimizer
+    disc_optimizer: torch.optim.Optimizer
+
+
+def initial_theta(pose_pool) -> torch.Tensor:
+    """Θ_0: the pool's mean body pose, turned upright for the y-down camera (HMR's mean parameters)."""
+    return mean_theta(torch.cat((torch.tensor([math.pi, 0.0, 0.0]), pose_pool.pose[:, 3:].mean(0))))
+
+
+def build_models(config: TrainConfig, init_theta: torch.Tensor, device: torch.device) -> TrainingModels:
+    """HMR and the discriminator on ``device`` (HMR channels-last on CUDA if asked), and their Adams."""
+    hmr = HMR(init_theta, config.num_iterations, config.dropout).to(device)
+    if device.type == "cuda" and config.channels_last:
+        hmr = hmr.to(memory_format=torch.channels_last)
+    disc = FactorizedDiscriminator().to(device)
+    return TrainingModels(
+        hmr=hmr,
+        disc=disc,
+        encoder_optimizer=torch.optim.Adam(hmr.parameters(), lr=config.encoder_lr,
+                                           weight_decay=config.encoder_weight_decay),
+        disc_optimizer=torch.optim.Adam(disc.parameters(), lr=config.disc_lr, weight_decay=config.disc_weight_decay),
+    )
+
+
+def autocast_context(config: TrainConfig, device: torch.device):
+    """A function returning the forward pass's autocast: bf16 on CUDA if asked, else nothing."""
+    def autocast():
+        if device.type == "cuda" and config.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    return autocast
+
+
+def prepare_batch(batch: dict, device: torch.device, config: TrainConfig) -> dict:
+    """Move a batch to ``device``, images channels-last where the encoder is."""
+    batch = to_device(batch, device)
+    if device.type == "cuda" and config.channels_last:
+        batch["img"] = batch["img"].contiguous(memory_format=torch.channels_last)
+    return batch
+
+
+# --------------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------------
 def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
@@ -310,17 +366,11 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
     data = build_data(config) if data is None else data
     train_set, eval_set, pose_pool = data.train_set, data.eval_set, data.pose_pool
     smpl = SMPL(config.model_path).to(rt.device)
-    # Θ_0's pose: the pool's mean body pose, turned upright for the y-down camera (HMR's mean parameters).
-    init_theta = mean_theta(torch.cat((torch.tensor([math.pi, 0.0, 0.0]), pose_pool.pose[:, 3:].mean(0))))
-    hmr = HMR(init_theta, config.num_iterations, config.dropout).to(rt.device)
+    models = build_models(config, initial_theta(pose_pool), rt.device)
+    hmr, disc, enc_opt, disc_opt = models.hmr, models.disc, models.encoder_optimizer, models.disc_optimizer
     if config.imagenet_weights and not resume:
         load_imagenet_weights(hmr.encoder, config.imagenet_weights)
-    disc = FactorizedDiscriminator().to(rt.device)
     use_cuda = rt.device.type == "cuda"
-    if use_cuda and config.channels_last:
-        hmr = hmr.to(memory_format=torch.channels_last)
-    enc_opt = torch.optim.Adam(hmr.parameters(), lr=config.encoder_lr, weight_decay=config.encoder_weight_decay)
-    disc_opt = torch.optim.Adam(disc.parameters(), lr=config.disc_lr, weight_decay=config.disc_weight_decay)
 
     step, history = 0, []
     if resume:
@@ -339,11 +389,7 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
         train_model = DistributedDataParallel(train_model, device_ids=[rt.local_rank] if use_cuda else None)
         disc = DistributedDataParallel(disc, device_ids=[rt.local_rank] if use_cuda else None)
 
-    def autocast():
-        if use_cuda and config.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
+    autocast = autocast_context(config, rt.device)
     loader = make_loader(train_set, config, start_step=step, rank=rt.rank, world_size=rt.world_size)
     eval_loader = make_loader(eval_set, config, evaluation=True) if eval_set is not None else None
     writer = None
@@ -376,9 +422,7 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
     start, images_seen = time.perf_counter(), 0
     try:
         for batch in loader:
-            batch = to_device(batch, rt.device)
-            if use_cuda and config.channels_last:
-                batch["img"] = batch["img"].contiguous(memory_format=torch.channels_last)
+            batch = prepare_batch(batch, rt.device, config)
             log, fake_rot, fake_betas = encoder_step(train_model, disc, smpl, batch, enc_opt, autocast, config)
             if config.adversarial:
                 real_pose, real_betas = sample_pose_pool(pose_pool, len(fake_rot), step_generator(config.seed, step, rt.rank))

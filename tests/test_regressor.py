@@ -2,7 +2,6 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from hmr_core import constants
 from hmr_core.regressor import IEFRegressor, mean_theta, split_theta
 
 
