@@ -62,6 +62,15 @@ FACE_KEYPOINT_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 KEYPOINT_NAMES = LSP_JOINT_NAMES + FACE_KEYPOINT_NAMES
 NUM_LSP_JOINTS = len(LSP_JOINT_NAMES)  # 14
 NUM_KEYPOINTS = len(KEYPOINT_NAMES)  # 19
+# Lines between HMR's 19 keypoints (KEYPOINT_NAMES) for drawing a skeleton.
+KEYPOINT_SKELETON = (
+    ("right_ankle", "right_knee"), ("right_knee", "right_hip"), ("left_ankle", "left_knee"),
+    ("left_knee", "left_hip"), ("right_hip", "left_hip"), ("right_wrist", "right_elbow"),
+    ("right_elbow", "right_shoulder"), ("left_wrist", "left_elbow"), ("left_elbow", "left_shoulder"),
+    ("right_shoulder", "left_shoulder"), ("right_shoulder", "right_hip"), ("left_shoulder", "left_hip"),
+    ("neck", "head_top"), ("nose", "left_eye"), ("nose", "right_eye"), ("left_eye", "left_ear"),
+    ("right_eye", "right_ear"),
+)
 
 # On the official SMPL mesh (6,890 vertices): the COCO face points are single vertices (as in smplx's
 # ``vertex_ids['smplh']``) and the LSP head top is vertex 411 (as used by SPIN-family code).

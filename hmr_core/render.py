@@ -35,15 +35,6 @@ AMBIENT = 0.2  # share of the (linear) colour lit by ambient light
 # AMBIENT + (1 - AMBIENT) · cos (checked on a sphere lit from the camera: within 3 of 255 levels).
 _PYRENDER_INTENSITY = np.pi * (1.0 - AMBIENT)
 
-# Lines between HMR's 19 keypoints (constants.KEYPOINT_NAMES) for drawing a skeleton.
-KEYPOINT_SKELETON = (
-    ("right_ankle", "right_knee"), ("right_knee", "right_hip"), ("left_ankle", "left_knee"),
-    ("left_knee", "left_hip"), ("right_hip", "left_hip"), ("right_wrist", "right_elbow"),
-    ("right_elbow", "right_shoulder"), ("left_wrist", "left_elbow"), ("left_elbow", "left_shoulder"),
-    ("right_shoulder", "left_shoulder"), ("right_shoulder", "right_hip"), ("left_shoulder", "left_hip"),
-    ("neck", "head_top"), ("nose", "left_eye"), ("nose", "right_eye"), ("left_eye", "left_ear"),
-    ("right_eye", "right_ear"),
-)
 
 _renderers: dict = {}  # image side in pixels -> pyrender.OffscreenRenderer, made on first use
 _pyrender_failure: str | None = None  # why pyrender could not start, once it has failed
@@ -420,7 +411,7 @@ def plot_keypoints(ax, keypoints_2d, visibility=None, names: bool = False, color
     visible = np.ones(len(points), bool) if visibility is None else _as_numpy(visibility, "visibility") > 0
     index = {name: k for k, name in enumerate(constants.KEYPOINT_NAMES[: len(points)])}
     limits = ax.get_xlim(), ax.get_ylim()  # points outside the image must not zoom the view out
-    for a, b in KEYPOINT_SKELETON:
+    for a, b in constants.KEYPOINT_SKELETON:
         if a in index and b in index and visible[index[a]] and visible[index[b]]:
             ax.plot(*points[[index[a], index[b]]].T, color=color, lw=1.5, alpha=0.8)
     ax.scatter(*points[visible].T, s=size, color=color, zorder=3, edgecolors="white", linewidths=0.5)
@@ -461,7 +452,7 @@ def draw_keypoints(
     index = {name: k for k, name in enumerate(constants.KEYPOINT_NAMES[: len(points)])}
     pil = Image.fromarray(np.asarray(image, dtype=np.uint8))
     pen = ImageDraw.Draw(pil)
-    for a, b in KEYPOINT_SKELETON:
+    for a, b in constants.KEYPOINT_SKELETON:
         if a in index and b in index and visible[index[a]] and visible[index[b]]:
             pen.line([tuple(points[index[a]]), tuple(points[index[b]])], fill=tuple(color), width=1)
     for (x, y), shown in zip(points, visible):
