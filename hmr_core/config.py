@@ -65,14 +65,23 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "TrainConfig":
-        data = json.loads(Path(path).read_text())
+        return cls.from_dict(json.loads(Path(path).read_text()), str(path))
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "the config") -> "TrainConfig":
+        """A config from the dict ``dataclasses.asdict`` made (JSON turns tuples into lists).
+
+        Raises:
+            ValueError: for fields this version does not know, naming ``source``.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{path} has fields this version does not know: {unknown}")
-        if "datasets" in data:
-            data["datasets"] = tuple(data["datasets"])
-        return cls(**data)
+            raise ValueError(f"{source} has fields this version does not know: {unknown}")
+        values = dict(values)
+        if "datasets" in values:
+            values["datasets"] = tuple(values["datasets"])
+        return cls(**values)
 
 
 PRESETS: dict[str, dict] = {

@@ -49,7 +49,6 @@ Letters in shapes: B batch, N samples, T IEF iterations, K keypoints, J joints (
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import math
@@ -182,13 +181,10 @@ def config_from_checkpoint(ckpt: dict, path: Path) -> TrainConfig:
         values = json.loads(ckpt["config"])
     except (TypeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: 'config' is not a JSON string ({err})") from err
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise CheckpointError(f"{path}: 'config' has fields this version does not know: {unknown}")
-    if "datasets" in values:
-        values["datasets"] = tuple(values["datasets"])
-    return TrainConfig(**values)
+    try:
+        return TrainConfig.from_dict(values, f"{path}: 'config'")
+    except ValueError as err:
+        raise CheckpointError(str(err)) from err
 
 
 def load_model(checkpoint_path: str | Path, device: str | torch.device = "cpu",
