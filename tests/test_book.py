@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # page -> how many figures (matplotlib images and precomputed slider frames) it must show at least
 PAGES = {"chapters/intro": 0, "chapters/01_smpl": 10, "chapters/02_projection": 9,
-         "chapters/04_adversarial_prior": 4, "chapters/05_data": 5}
+         "chapters/04_adversarial_prior": 4, "chapters/05_data": 5, "chapters/06_training": 1}
 SLIDER_PAGES = ("chapters/01_smpl", "chapters/02_projection")
 BUILD_TIMEOUT_S = 1200
 
