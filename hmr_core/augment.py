@@ -218,6 +218,11 @@ def image_to_tensor(image: Image.Image, color_gain=(1.0, 1.0, 1.0)) -> torch.Ten
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
+def tensor_to_image(image: torch.Tensor) -> np.ndarray:
+    """The inverse of ``image_to_tensor`` for display: (3, H, W) in [0, 1] → (H, W, 3) uint8, rounded."""
+    return (image.detach().float().cpu().permute(1, 2, 0).clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
 # --------------------------------------------------------------------------------------------------
 # Labels through the same transform
 # --------------------------------------------------------------------------------------------------

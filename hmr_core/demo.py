@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from hmr_core import constants
-from hmr_core.augment import crop_transform, image_to_tensor, warp_image
+from hmr_core.augment import crop_transform, image_to_tensor, tensor_to_image, warp_image
 from hmr_core.body_model import SMPL
 from hmr_core.camera import normalized_to_pixel
 from hmr_core.hmr import HMR, BodyPrediction, predict_bodies
@@ -340,11 +340,6 @@ def write_obj(path: str | Path, vertices, faces) -> Path:
     return path
 
 
-def crop_to_uint8(crop: torch.Tensor) -> np.ndarray:
-    """(3, H, W) tensor in [0, 1] → (H, W, 3) uint8 image."""
-    return (crop.detach().float().cpu().permute(1, 2, 0).clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
-
-
 def overlay_image(crop: torch.Tensor, prediction: BodyPrediction, faces, backend: str | None = None,
                   label: str = "") -> np.ndarray:
     """The input crop, and beside it Θ_T's mesh rendered over the crop with its keypoints drawn.
@@ -363,7 +358,7 @@ def overlay_image(crop: torch.Tensor, prediction: BodyPrediction, faces, backend
 
     from hmr_core.render import draw_keypoints, render_mesh
 
-    image = crop_to_uint8(crop)
+    image = tensor_to_image(crop)
     size = image.shape[0]
     mesh = render_mesh(prediction.vertices[0, -1].cpu(), faces, prediction.cam[0, -1].cpu(), image=image,
                        alpha=0.8, backend=backend)

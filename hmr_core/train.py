@@ -257,6 +257,7 @@ def example_overlays(hmr, smpl, batch: dict, scaler_ctx, num: int = 4) -> np.nda
     Returns:
         (num · H, (T + 1) · W, 3) uint8 image grid.
     """
+    from hmr_core.augment import tensor_to_image
     from hmr_core.camera import normalized_to_pixel
     from hmr_core.render import draw_keypoints, render_mesh
 
@@ -271,7 +272,7 @@ def example_overlays(hmr, smpl, batch: dict, scaler_ctx, num: int = 4) -> np.nda
     faces = smpl.faces.cpu().numpy()
     rows = []
     for b in range(len(images)):
-        crop = (images[b].float().permute(1, 2, 0).cpu().numpy().clip(0, 1) * 255).astype(np.uint8)
+        crop = tensor_to_image(images[b])
         gt = batch["keypoints_2d"][b].cpu()
         panel = draw_keypoints(crop, normalized_to_pixel(gt[:, :2], size), gt[:, 2], color=(40, 200, 40))
         panel = draw_keypoints(panel, normalized_to_pixel(pred.keypoints_2d[b, -1].cpu(), size))
