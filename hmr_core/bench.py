@@ -465,7 +465,7 @@ def _baseline_step(config, init_theta: torch.Tensor, smpl, device: torch.device,
     """One call of the returned function is one ``spin_style_step``: fp32, NCHW, not compiled, plain Adam."""
     from hmr_core.hmr import HMR
 
-    model = HMR(init_theta, config.num_iterations, config.dropout).to(device)
+    model = HMR(init_theta, config.num_iterations, config.dropout, config.encoder, config.input_size).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.encoder_lr)
     return lambda: spin_style_step(model, smpl, next(batches), optimizer, config)
 

@@ -422,7 +422,8 @@ def run_demo(image_path: str | Path, out_dir: str | Path, model: HMR, smpl: SMPL
 # Command line
 # --------------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
-    from hmr_core.evaluate import CheckpointError, choose_device, load_model
+    from hmr_core.checkpoints import CheckpointError, load_model
+    from hmr_core.evaluate import choose_device
     from hmr_core.model_files import ModelFileError
 
     parser = argparse.ArgumentParser(prog="python -m hmr_core.demo", description=__doc__.split("\n")[0])

@@ -3,6 +3,10 @@
 Defined here rather than taken from torchvision so the package installs anywhere. Parameter names match
 torchvision's ``resnet50`` so its ImageNet state dict (e.g. ``resnet50-0676ba61.pth``, downloaded where
 there is internet) loads with strict key checking; the classifier (``fc.*``) is not part of the encoder.
+
+ResNet-18 (φ ∈ R^512, torchvision's ``resnet18`` layout) is the one other choice: about a third of
+ResNet-50's compute, for models trained on a CPU (the book's small model) or on small GPUs. HMR uses
+ResNet-50, and so does every preset but ``book_cpu``.
 """
 
 from pathlib import Path
@@ -11,12 +15,44 @@ import torch
 from torch import nn
 
 FEATURE_DIM = 2048  # φ: ResNet-50's pooled feature size
-_STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))  # (width, blocks, stride) of layer1..layer4
+# Blocks in layer1..layer4 (strides 1, 2, 2, 2; widths 64, 128, 256, 512) of each ResNet.
+ARCHITECTURES = {"resnet18": ("basic", (2, 2, 2, 2)), "resnet50": ("bottleneck", (3, 4, 6, 3))}
+_WIDTHS = (64, 128, 256, 512)
 _EXPANSION = 4  # bottleneck output = 4 × width
+
+
+class BasicBlock(nn.Module):
+    """3×3 → 3×3 (stride in the first), plus the shortcut: ResNet-18's block."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_channels != width:
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, width, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.bn2
 
 
 class Bottleneck(nn.Module):
     """1×1 reduce → 3×3 (stride here, as torchvision's "ResNet v1.5") → 1×1 expand, plus the shortcut."""
+
+    expansion = _EXPANSION
 
     def __init__(self, in_channels: int, width: int, stride: int = 1):
         super().__init__()
@@ -41,23 +77,37 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         return self.relu(out + identity)
 
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.bn3
 
-class ResNet50Encoder(nn.Module):
-    """ResNet-50 without its classifier: images (B, 3, H, W) → features φ (B, 2048)."""
 
-    def __init__(self):
+class ResNetEncoder(nn.Module):
+    """A ResNet without its classifier: images (B, 3, H, W) → features φ (B, feature_dim).
+
+    Args:
+        arch: "resnet50" (HMR; φ ∈ R^2048) or "resnet18" (φ ∈ R^512).
+    """
+
+    def __init__(self, arch: str = "resnet50"):
         super().__init__()
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"unknown encoder {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+        self.arch = arch
+        kind, depths = ARCHITECTURES[arch]
+        block = Bottleneck if kind == "bottleneck" else BasicBlock
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         in_channels = 64
-        for i, (width, blocks, stride) in enumerate(_STAGES, start=1):
+        for i, (width, blocks) in enumerate(zip(_WIDTHS, depths), start=1):
             layers = []
             for b in range(blocks):
-                layers.append(Bottleneck(in_channels, width, stride if b == 0 else 1))
-                in_channels = width * _EXPANSION
+                layers.append(block(in_channels, width, 2 if (b == 0 and i > 1) else 1))
+                in_channels = width * block.expansion
             setattr(self, f"layer{i}", nn.Sequential(*layers))
+        self.feature_dim = in_channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self._init_weights()
 
@@ -71,8 +121,8 @@ class ResNet50Encoder(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         for m in self.modules():
-            if isinstance(m, Bottleneck):
-                nn.init.zeros_(m.bn3.weight)
+            if isinstance(m, (Bottleneck, BasicBlock)):
+                nn.init.zeros_(m.last_bn.weight)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Encode images.
@@ -81,7 +131,7 @@ class ResNet50Encoder(nn.Module):
             images: (B, 3, H, W) normalised images (ImageNet mean and std), H = W = 224 in HMR.
 
         Returns:
-            (B, 2048) features φ.
+            (B, feature_dim) features φ (2048 for ResNet-50).
         """
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
@@ -90,12 +140,13 @@ class ResNet50Encoder(nn.Module):
         return self.avgpool(x).flatten(1)
 
 
-def load_imagenet_weights(encoder: ResNet50Encoder, path: str | Path) -> None:
-    """Load torchvision's ImageNet ResNet-50 weights from a local file, checking every key.
+def load_imagenet_weights(encoder: ResNetEncoder, path: str | Path) -> None:
+    """Load torchvision's ImageNet ResNet weights from a local file, checking every key.
 
     Args:
         encoder: the encoder to fill.
-        path: a ``.pth`` state dict of torchvision's ``resnet50`` (the ``fc.*`` classifier is dropped).
+        path: a ``.pth`` state dict of torchvision's ``resnet50`` (or ``resnet18`` for that encoder; the
+            ``fc.*`` classifier is dropped).
 
     Raises:
         FileNotFoundError: if the file does not exist (the message says how to get one).
@@ -105,7 +156,8 @@ def load_imagenet_weights(encoder: ResNet50Encoder, path: str | Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(
             f"ImageNet weights {path} not found. Where there is internet, save them with "
-            "torch.save(torchvision.models.resnet50(weights='IMAGENET1K_V1').state_dict(), 'resnet50_imagenet.pth'); "
+            f"torch.save(torchvision.models.{encoder.arch}(weights='IMAGENET1K_V1').state_dict(), "
+            f"'{encoder.arch}_imagenet.pth'); "
             "without them the encoder trains from scratch."
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -116,9 +168,9 @@ def load_imagenet_weights(encoder: ResNet50Encoder, path: str | Path) -> None:
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ValueError(f"{path} does not match ResNet-50: missing keys {missing[:5]}{'…' if len(missing) > 5 else ''}"
+        raise ValueError(f"{path} does not match {encoder.arch}: missing keys {missing[:5]}{'…' if len(missing) > 5 else ''}"
                          f", unexpected keys {unexpected[:5]}{'…' if len(unexpected) > 5 else ''}")
     wrong = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if state[k].shape != own[k].shape]
     if wrong:
-        raise ValueError(f"{path}: shapes differ from ResNet-50's: {wrong[:5]}")
+        raise ValueError(f"{path}: shapes differ from {encoder.arch}'s: {wrong[:5]}")
     encoder.load_state_dict(state, strict=True)

@@ -52,7 +52,6 @@ import argparse
 import datetime
 import json
 import math
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +63,7 @@ import torch
 from hmr_core import constants
 from hmr_core.body_model import SMPL
 from hmr_core.camera import normalized_to_pixel
-from hmr_core.config import TrainConfig
+from hmr_core.checkpoints import CheckpointError, load_model
 from hmr_core.hmr import HMR, BodyPrediction, predict_bodies
 from hmr_core.metrics import (
     AUC_THRESHOLDS_MM,
@@ -77,8 +76,6 @@ from hmr_core.metrics import (
     per_joint_error,
 )
 
-CHECKPOINT_NAME = "checkpoint.pt"  # what ``hmr_core.train`` writes in a run directory
-REQUIRED_CHECKPOINT_KEYS = ("hmr", "config", "step", "model_name")
 METRIC_MM = 1000.0  # metres → millimetres
 # Mid-hip root of the 14 LSP joints, as in HMR's ``align_by_pelvis``.
 LSP_HIPS = (constants.LSP_JOINT_NAMES.index("right_hip"), constants.LSP_JOINT_NAMES.index("left_hip"))
@@ -97,140 +94,6 @@ REAL_TEST_SPLITS = {
     "lsp": [("test", "lsp", "LSP test (2D keypoints only)")],
 }
 SYNTHETIC_PROTOCOL = "synthetic world split {split!r}: exact labels, every sample has 3D joints"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is unreadable, incomplete, or was trained with another body model."""
-
-
-# --------------------------------------------------------------------------------------------------
-# The model
-# --------------------------------------------------------------------------------------------------
-class LoadedModel(NamedTuple):
-    """A checkpoint ready to evaluate.
-
-    Attributes:
-        hmr: the network, in eval mode, on the requested device.
-        smpl: the body model it was trained with, on the same device.
-        config: the configuration of the run.
-        step: training steps behind the weights.
-        model_name: the body model's name stored in the checkpoint.
-        path: the checkpoint file.
-    """
-
-    hmr: HMR
-    smpl: SMPL
-    config: TrainConfig
-    step: int
-    model_name: str
-    path: Path
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A run directory (its ``checkpoint.pt``) or a checkpoint file.
-
-    Raises:
-        FileNotFoundError: naming the path looked at.
-    """
-    path = Path(path)
-    if path.is_dir():
-        if not (path / CHECKPOINT_NAME).is_file():
-            raise FileNotFoundError(f"the run directory {path} has no {CHECKPOINT_NAME}; has training written a "
-                                    "checkpoint yet (ckpt_every)?")
-        return path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: give a run directory or its {CHECKPOINT_NAME}")
-    return path
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint with ``weights_only=True`` and check it has what evaluation needs.
-
-    Args:
-        path: a run directory or a checkpoint file.
-
-    Returns:
-        The checkpoint dict (at least ``REQUIRED_CHECKPOINT_KEYS``).
-
-    Raises:
-        FileNotFoundError: if there is no checkpoint there.
-        CheckpointError: for a file that is not a checkpoint, or one missing keys (named).
-    """
-    path = resolve_checkpoint(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else ''})") from err
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict")
-    missing = [key for key in REQUIRED_CHECKPOINT_KEYS if key not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path} is missing key(s) {missing}; a checkpoint of hmr_core.train has "
-                              f"{list(REQUIRED_CHECKPOINT_KEYS)} (and more); this one has {sorted(ckpt)}")
-    return ckpt
-
-
-def config_from_checkpoint(ckpt: dict, path: Path) -> TrainConfig:
-    """The run's ``TrainConfig`` from the checkpoint's JSON string.
-
-    Raises:
-        CheckpointError: for JSON that is not a config this version knows.
-    """
-    try:
-        values = json.loads(ckpt["config"])
-    except (TypeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: 'config' is not a JSON string ({err})") from err
-    try:
-        return TrainConfig.from_dict(values, f"{path}: 'config'")
-    except ValueError as err:
-        raise CheckpointError(str(err)) from err
-
-
-def load_model(checkpoint_path: str | Path, device: str | torch.device = "cpu",
-               model_path: str | Path | None = None) -> LoadedModel:
-    """Rebuild HMR and its body model from a checkpoint written by ``hmr_core.train``.
-
-    Args:
-        checkpoint_path: a run directory or a ``checkpoint.pt``.
-        device: where to put the network and the body model.
-        model_path: the body-model file to use; None uses the run's ``config.model_path`` (None there:
-            ``$HMR_SMPL_MODEL``, else the open body model).
-
-    Returns:
-        ``LoadedModel``.
-
-    Raises:
-        FileNotFoundError: if there is no checkpoint.
-        CheckpointError: for an unreadable or incomplete checkpoint, weights that do not fit the network
-            (keys named), or a checkpoint trained with another body model.
-    """
-    path = resolve_checkpoint(checkpoint_path)
-    ckpt = read_checkpoint(path)
-    config = config_from_checkpoint(ckpt, path)
-    smpl = SMPL(model_path if model_path is not None else config.model_path)
-    if smpl.model_name != ckpt["model_name"]:
-        raise CheckpointError(
-            f"{path} was trained with the body model {ckpt['model_name']!r}, but the body model loaded here is "
-            f"{smpl.model_name!r}; β and θ mean different bodies in another model. Point --model-path (or "
-            "$HMR_SMPL_MODEL) at the model the run used.")
-    state = ckpt["hmr"]
-    if not isinstance(state, dict) or "regressor.init_theta" not in state:
-        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{path}: 'hmr' is not an HMR state dict with 'regressor.init_theta' (it has {keys})")
-    hmr = HMR(state["regressor.init_theta"], num_iterations=config.num_iterations, dropout=config.dropout)
-    expected, given = set(hmr.state_dict()), set(state)
-    if expected != given:
-        missing, unexpected = sorted(expected - given), sorted(given - expected)
-        raise CheckpointError(f"{path}: the 'hmr' weights do not fit HMR(num_iterations={config.num_iterations}): "
-                              f"missing {missing[:10]}{' …' if len(missing) > 10 else ''}, unexpected "
-                              f"{unexpected[:10]}{' …' if len(unexpected) > 10 else ''}")
-    try:
-        hmr.load_state_dict(state)
-    except RuntimeError as err:  # shape mismatches
-        raise CheckpointError(f"{path}: the 'hmr' weights do not fit the network: {err}") from err
-    device = torch.device(device)
-    return LoadedModel(hmr.to(device).eval(), smpl.to(device), config, int(ckpt["step"]), str(ckpt["model_name"]), path)
 
 
 def choose_device(name: str = "auto") -> torch.device:
@@ -656,6 +519,39 @@ def results_json(results: list[EvalResult], info: dict) -> dict:
             "results": {r.name: r.to_dict() for r in results}}
 
 
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or "cpu (N threads)", for result files."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str, data_dir: str | Path, splits: Iterable[str] = ("test", "ood"),
+                        datasets: Iterable[str] = (), device: str = "auto", batch_size: int = 64, workers: int = 4,
+                        max_samples: int | None = None, model_path: str | Path | None = None,
+                        progress: bool = True) -> tuple[list[EvalResult], dict]:
+    """Load a checkpoint and evaluate it on the datasets named (what the command line does).
+
+    Returns:
+        ``(results, info)``: an ``EvalResult`` per dataset, and ``checkpoint``, ``step``, ``model_name``,
+        ``device``, ``date`` for ``format_report`` and ``results_json``.
+
+    Raises:
+        FileNotFoundError, CheckpointError, DatasetError, ModelFileError, ValueError: as ``load_model`` and
+            ``evaluation_sets``.
+    """
+    device = choose_device(device)
+    loaded = load_model(checkpoint, device, model_path)
+    results = []
+    for name, dataset, protocol in evaluation_sets(data, data_dir, splits, datasets):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                             pin_memory=device.type == "cuda")
+        results.append(evaluate_dataset(loaded.hmr, loaded.smpl, loader, name, protocol, max_samples=max_samples,
+                                        progress=progress))
+    info = {"checkpoint": str(loaded.path.resolve()), "step": loaded.step, "model_name": loaded.model_name,
+            "device": device_name(device),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return results, info
+
+
 # --------------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------------
@@ -678,20 +574,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="write all numbers to this JSON file")
     args = parser.parse_args(argv)
     try:
-        device = choose_device(args.device)
-        loaded = load_model(args.checkpoint, device, args.model_path)
-        sets = evaluation_sets(args.data, args.data_dir, args.splits, args.datasets)
-        results = []
-        for name, dataset, protocol in sets:
-            loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
-                                                 num_workers=args.workers, pin_memory=device.type == "cuda")
-            results.append(evaluate_dataset(loaded.hmr, loaded.smpl, loader, name, protocol,
-                                            max_samples=args.max_samples, progress=True))
+        results, info = evaluate_checkpoint(args.checkpoint, args.data, args.data_dir, args.splits, args.datasets,
+                                            args.device, args.batch_size, args.workers, args.max_samples,
+                                            args.model_path)
     except (FileNotFoundError, CheckpointError, DatasetError, ModelFileError, ValueError) as err:
         sys.exit(f"error: {err}")
-    info = {"checkpoint": str(loaded.path.resolve()), "step": loaded.step, "model_name": loaded.model_name,
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     print(format_report(results, info))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

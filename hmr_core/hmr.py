@@ -7,12 +7,13 @@ weak-perspective camera, and the 14 LSP joints in 3D, all T iterations in one SM
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hmr_core import constants
 from hmr_core.body_model import SMPL
 from hmr_core.camera import weak_perspective_project
-from hmr_core.encoder import ResNet50Encoder
+from hmr_core.encoder import ResNetEncoder
 from hmr_core.regressor import IEFRegressor, mean_theta, split_theta
 
 
@@ -23,18 +24,29 @@ class HMR(nn.Module):
         init_theta: (85,) Θ_0 (see ``regressor.mean_theta``).
         num_iterations: T.
         dropout: dropout in the regressor.
+        encoder: "resnet50" (HMR) or "resnet18" (see ``hmr_core.encoder``).
+        input_size: the side the encoder sees. Crops of another size (the data pipeline makes
+            ``constants.IMG_SIZE`` = 224) are resized to it first, with antialiasing; 224 in HMR.
     """
 
-    def __init__(self, init_theta: torch.Tensor | None = None, num_iterations: int = 3, dropout: float = 0.5):
+    def __init__(self, init_theta: torch.Tensor | None = None, num_iterations: int = 3, dropout: float = 0.5,
+                 encoder: str = "resnet50", input_size: int = constants.IMG_SIZE):
         super().__init__()
-        self.encoder = ResNet50Encoder()
+        if input_size < 32:
+            raise ValueError(f"input_size must be at least 32 pixels (the encoder downsamples 32×), got {input_size}")
+        self.input_size = input_size
+        self.encoder = ResNetEncoder(encoder)
         self.regressor = IEFRegressor(mean_theta() if init_theta is None else init_theta,
-                                      num_iterations=num_iterations, dropout=dropout)
+                                      num_iterations=num_iterations, dropout=dropout,
+                                      feature_dim=self.encoder.feature_dim)
         self.register_buffer("pixel_mean", torch.tensor(constants.IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(constants.IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W) in [0, 1] → Θ of every iteration (B, T, 85)."""
+        if images.dim() == 4 and images.shape[-2:] != (self.input_size, self.input_size):
+            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
+                                   align_corners=False, antialias=True)
         return self.regressor(self.encoder((images - self.pixel_mean) / self.pixel_std))
 
 

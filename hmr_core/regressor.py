@@ -93,7 +93,7 @@ class IEFRegressor(nn.Module):
         """Run the T feedback iterations.
 
         Args:
-            features: (B, 2048) image features φ.
+            features: (B, feature_dim) image features φ (2048 for ResNet-50).
 
         Returns:
             (B, T, 85) Θ_1 … Θ_T, every iteration (HMR supervises all of them).

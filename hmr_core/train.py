@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from hmr_core import constants, losses
 from hmr_core.body_model import SMPL
+from hmr_core.checkpoints import CHECKPOINT_NAME, RESUME_CHECKPOINT_KEYS, CheckpointError, read_checkpoint, save_checkpoint
 from hmr_core.config import PRESETS, TrainConfig, make_config
 from hmr_core.discriminator import FactorizedDiscriminator
 from hmr_core.encoder import load_imagenet_weights
@@ -35,7 +36,6 @@ from hmr_core.loaders import build_data, make_loader, sample_pose_pool
 from hmr_core.metrics import mpjpe, pa_mpjpe
 from hmr_core.regressor import mean_theta
 
-CHECKPOINT_NAME = "checkpoint.pt"
 METRIC_MM = 1000.0  # metres → millimetres for reported errors
 LSP_HIPS = (constants.LSP_JOINT_NAMES.index("right_hip"), constants.LSP_JOINT_NAMES.index("left_hip"))
 
@@ -188,13 +188,6 @@ def unwrap(module):
     return getattr(module, "_orig_mod", module)
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write atomically: a killed write leaves the previous checkpoint intact."""
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def rng_state() -> dict:
     """Every random number generator's state, as plain numbers and tensors (loadable with weights_only)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -212,13 +205,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Read a checkpoint with ``weights_only=True``: tensors, numbers and strings, no arbitrary objects."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; start the run without --resume")
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -306,7 +292,7 @@ def initial_theta(pose_pool) -> torch.Tensor:
 
 def build_models(config: TrainConfig, init_theta: torch.Tensor, device: torch.device) -> TrainingModels:
     """HMR and the discriminator on ``device`` (HMR channels-last on CUDA if asked), and their Adams."""
-    hmr = HMR(init_theta, config.num_iterations, config.dropout).to(device)
+    hmr = HMR(init_theta, config.num_iterations, config.dropout, config.encoder, config.input_size).to(device)
     if device.type == "cuda" and config.channels_last:
         hmr = hmr.to(memory_format=torch.channels_last)
     disc = FactorizedDiscriminator().to(device)
@@ -375,7 +361,12 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
 
     step, history = 0, []
     if resume:
-        ckpt = load_checkpoint(ckpt_path)
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {ckpt_path} to resume from; start the run without --resume")
+        ckpt = read_checkpoint(ckpt_path, RESUME_CHECKPOINT_KEYS)
+        if ckpt["model_name"] != smpl.model_name:
+            raise CheckpointError(f"{ckpt_path} was trained with the body model {ckpt['model_name']!r}, but "
+                                  f"{smpl.model_name!r} is loaded now; resume with the model the run started with")
         hmr.load_state_dict(ckpt["hmr"])
         disc.load_state_dict(ckpt["disc"])
         enc_opt.load_state_dict(ckpt["encoder_optimizer"])

@@ -7,6 +7,7 @@ from torch.testing import assert_close
 
 from hmr_core import constants, evaluate
 from hmr_core.body_model import SMPL
+from hmr_core.checkpoints import CHECKPOINT_NAME, CheckpointError
 from hmr_core.camera import normalized_to_pixel
 from hmr_core.config import make_config
 from hmr_core.hmr import HMR, predict_bodies
@@ -35,7 +36,7 @@ def run(tmp_path_factory):
     smpl = SMPL()
     hmr = HMR(num_iterations=3)
     (root / "run").mkdir()
-    save_checkpoint(root / "run" / evaluate.CHECKPOINT_NAME, hmr, smpl.model_name)
+    save_checkpoint(root / "run" / CHECKPOINT_NAME, hmr, smpl.model_name)
     write_split(root / "synthetic", "test", NUM, shard_size=NUM, backend="numpy", progress=False)
     return root
 
@@ -46,7 +47,7 @@ def loaded(run):
 
 
 def test_load_model_restores_the_checkpoint(run, loaded):
-    assert loaded.step == 7 and loaded.path == run / "run" / evaluate.CHECKPOINT_NAME
+    assert loaded.step == 7 and loaded.path == run / "run" / CHECKPOINT_NAME
     assert loaded.model_name == loaded.smpl.model_name and loaded.config.num_iterations == 3
     assert not loaded.hmr.training
     saved = torch.load(loaded.path, weights_only=True)["hmr"]
@@ -131,7 +132,7 @@ def test_command_line_prints_tables_and_writes_the_documented_json(run, capsys):
     data = json.loads(out.read_text())
     assert {"checkpoint", "step", "model_name", "device", "date", "protocol", "joint_names", "units",
             "results"} <= set(data)
-    assert data["step"] == 7 and data["checkpoint"].endswith(evaluate.CHECKPOINT_NAME)
+    assert data["step"] == 7 and data["checkpoint"].endswith(CHECKPOINT_NAME)
     test = data["results"]["test"]
     assert test["num_samples"] == 4
     assert set(test["final"]) == set(evaluate.EvalResult.PER_ITERATION)
@@ -151,13 +152,13 @@ def test_missing_checkpoint_says_where_it_looked(tmp_path):
 
 def test_checkpoint_missing_keys_are_named(tmp_path, loaded):
     path = save_checkpoint(tmp_path / "c.pt", loaded.hmr, loaded.model_name, drop=("config", "model_name"))
-    with pytest.raises(evaluate.CheckpointError, match=r"missing key\(s\) \['config', 'model_name'\]"):
+    with pytest.raises(CheckpointError, match=r"missing key\(s\) \['config', 'model_name'\]"):
         evaluate.load_model(path)
 
 
 def test_checkpoint_of_another_body_model_is_refused(tmp_path, loaded):
     path = save_checkpoint(tmp_path / "c.pt", loaded.hmr, "SMPL_NEUTRAL")
-    with pytest.raises(evaluate.CheckpointError, match="'SMPL_NEUTRAL'.*--model-path"):
+    with pytest.raises(CheckpointError, match="'SMPL_NEUTRAL'.*--model-path"):
         evaluate.load_model(path)
 
 
@@ -165,10 +166,10 @@ def test_weights_that_do_not_fit_are_named(tmp_path, loaded):
     torch.save({"hmr": {k: v for k, v in loaded.hmr.state_dict().items() if k != "regressor.fc1.weight"},
                 "config": json.dumps(dataclasses.asdict(loaded.config)), "step": 1, "model_name": loaded.model_name},
                tmp_path / "c.pt")
-    with pytest.raises(evaluate.CheckpointError, match=r"missing \['regressor.fc1.weight'\]"):
+    with pytest.raises(CheckpointError, match=r"missing \['regressor.fc1.weight'\]"):
         evaluate.load_model(tmp_path / "c.pt")
     (tmp_path / "text.pt").write_text("not a checkpoint")
-    with pytest.raises(evaluate.CheckpointError, match="text.pt is not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="text.pt is not a readable checkpoint"):
         evaluate.load_model(tmp_path / "text.pt")
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from hmr_core import losses, train
+from hmr_core.checkpoints import CHECKPOINT_NAME, CheckpointError, read_checkpoint
 from hmr_core.config import TrainConfig, make_config
 from hmr_core.datasets import HMRDataset, write_fixture_dataset
 from hmr_core.loaders import StepBatchSampler, TrainingData
@@ -63,7 +64,7 @@ def test_tiny_cpu_run_on_the_synthetic_world_lowers_the_loss(tmp_path):
     run = tmp_path / "run"
     assert TrainConfig.from_json(run / "config.json") == config
     assert json.loads((run / "history.json").read_text())[-1]["step"] == 40
-    ckpt = train.load_checkpoint(run / train.CHECKPOINT_NAME)
+    ckpt = read_checkpoint(run / CHECKPOINT_NAME)
     assert ckpt["step"] == 40 and "disc_optimizer" in ckpt
     assert ckpt["hmr"]["regressor.init_theta"].shape == (85,)  # Θ_0 travels with the model
     assert any((run / "tensorboard").iterdir())
@@ -98,7 +99,7 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path, fixture
     with pytest.raises(KeyboardInterrupt, match="stopped at step 3"):
         train.train(tiny(tmp_path / "b"), data=fixture_data())
     monkeypatch.setattr(train, "encoder_step", real_step)
-    assert train.load_checkpoint(tmp_path / "b" / "run" / train.CHECKPOINT_NAME)["step"] == 3
+    assert read_checkpoint(tmp_path / "b" / "run" / CHECKPOINT_NAME)["step"] == 3
     resumed = train.train(tiny(tmp_path / "b"), resume=True, data=fixture_data())
 
     assert [h["step"] for h in resumed] == [h["step"] for h in straight]
@@ -107,8 +108,8 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path, fixture
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (a["step"], key)
     for key in ("pa_mpjpe_mm", "mpjpe_mm"):
         assert straight[-1][key] == pytest.approx(resumed[-1][key], rel=1e-5)
-    sa = train.load_checkpoint(tmp_path / "a" / "run" / train.CHECKPOINT_NAME)["hmr"]
-    sb = train.load_checkpoint(tmp_path / "b" / "run" / train.CHECKPOINT_NAME)["hmr"]
+    sa = read_checkpoint(tmp_path / "a" / "run" / CHECKPOINT_NAME)["hmr"]
+    sb = read_checkpoint(tmp_path / "b" / "run" / CHECKPOINT_NAME)["hmr"]
     for key in sa:
         torch.testing.assert_close(sa[key], sb[key], atol=1e-5, rtol=1e-4)
 
@@ -132,7 +133,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, 
     monkeypatch.setattr(losses, "keypoint_reprojection_loss", poisoned)
     with pytest.raises(train.TrainingDiverged, match="loss is nan.*last good checkpoint is kept"):
         train.train(config, data=fixture_data())
-    assert train.load_checkpoint(tmp_path / "run" / train.CHECKPOINT_NAME)["step"] == 2
+    assert read_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["step"] == 2
 
 
 def test_step_batches_are_balanced_disjoint_and_resumable():
@@ -202,3 +203,19 @@ train.train(config, data=TrainingData(ds, None, pool))
     assert result.returncode == 0, result.stderr[-3000:]
     history = json.loads((tmp_path / "ddp" / "history.json").read_text())
     assert [h["step"] for h in history] == [1, 2]
+
+
+def test_resume_from_a_corrupt_checkpoint_says_so(tmp_path, fixture_data):
+    config = tiny(tmp_path, max_steps=1, eval_every=0)
+    train.train(config, data=fixture_data())
+    (tmp_path / "run" / CHECKPOINT_NAME).write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="checkpoint.pt is not a readable checkpoint"):
+        train.train(config, resume=True, data=fixture_data())
+
+
+def test_resume_without_a_checkpoint_says_what_to_do(tmp_path, fixture_data):
+    config = tiny(tmp_path, max_steps=1, eval_every=0)
+    (tmp_path / "run").mkdir()
+    config.to_json(tmp_path / "run" / "config.json")
+    with pytest.raises(FileNotFoundError, match="start the run without --resume"):
+        train.train(config, resume=True, data=fixture_data())
