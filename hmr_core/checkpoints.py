@@ -22,6 +22,9 @@ from hmr_core.config import TrainConfig
 from hmr_core.hmr import HMR
 
 CHECKPOINT_NAME = "checkpoint.pt"  # what ``hmr_core.train`` writes in a run directory
+# The book's small model (preset ``book_cpu``: ResNet-18, 112-pixel crops, trained on a CPU in the
+# synthetic world), exported with ``export_weights``; ``docs/results/book_model.md`` says how it was made.
+BOOK_MODEL = Path(__file__).parent / "data" / "book_model.pt"
 REQUIRED_CHECKPOINT_KEYS = ("hmr", "config", "step", "model_name")
 RESUME_CHECKPOINT_KEYS = REQUIRED_CHECKPOINT_KEYS + ("disc", "encoder_optimizer", "disc_optimizer", "rng", "history")
 

@@ -42,6 +42,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from hmr_core import constants
+from hmr_core.model_files import check_shape
 from hmr_core.augment import (
     NO_AUGMENTATION,
     AugmentConfig,
@@ -189,10 +190,7 @@ def spin_to_joints_3d(joints: np.ndarray) -> np.ndarray:
 
 
 def _expect(path: Path, key: str, array: np.ndarray, shape: tuple) -> None:
-    ok = array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape))
-    if not ok:
-        want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
-        raise DatasetError(f"{path}: '{key}' has shape {array.shape}, expected {want} (SPIN's format)")
+    check_shape(path, key, array, shape, error=DatasetError, any_size="N", hint=" (SPIN's format)")
     if key != "imgname" and not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise DatasetError(f"{path}: '{key}' has dtype {array.dtype}, expected numbers")
 

@@ -422,7 +422,7 @@ def run_demo(image_path: str | Path, out_dir: str | Path, model: HMR, smpl: SMPL
 # Command line
 # --------------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
-    from hmr_core.checkpoints import CheckpointError, load_model
+    from hmr_core.checkpoints import BOOK_MODEL, CheckpointError, load_model
     from hmr_core.evaluate import choose_device
     from hmr_core.model_files import ModelFileError
 
@@ -430,8 +430,9 @@ def main(argv=None) -> int:
     parser.add_argument("image", help="a photograph (JPEG, PNG, ...)")
     parser.add_argument("--box", nargs=4, type=float, metavar=("X0", "Y0", "X1", "Y1"),
                         help="person box in pixels (default: the whole image)")
-    weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--checkpoint", help="a run directory or its checkpoint.pt")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--checkpoint", help="a run directory or its checkpoint.pt (default: the book's small "
+                         "model, trained on a CPU in the synthetic world)")
     weights.add_argument("--random-init", action="store_true", help="an UNTRAINED network: a smoke test only")
     parser.add_argument("--out-dir", default="demo_out", help="where the PNG and OBJ go")
     parser.add_argument("--model-path", help="body-model file (default: the one the run used)")
@@ -445,7 +446,10 @@ def main(argv=None) -> int:
                   "(a smoke test of the pipeline only)", file=sys.stderr)
             model, smpl = HMR().to(device).eval(), SMPL(args.model_path).to(device)
         else:
-            loaded = load_model(args.checkpoint, device, args.model_path)
+            if args.checkpoint is None:
+                print(f"note: no --checkpoint: using the book's small model ({BOOK_MODEL.name}, ResNet-18 trained "
+                      "on a CPU in the synthetic world); expect rough results on real photographs", file=sys.stderr)
+            loaded = load_model(args.checkpoint or BOOK_MODEL, device, args.model_path)
             model, smpl = loaded.hmr, loaded.smpl
         out = run_demo(args.image, args.out_dir, model, smpl, args.box, args.render_backend, args.random_init)
     except (FileNotFoundError, ImageError, CheckpointError, ModelFileError, ValueError) as err:

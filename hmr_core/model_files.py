@@ -217,12 +217,26 @@ def read_smpl_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------------
 # Checking and loading
 # --------------------------------------------------------------------------------------------------
-def _expect_shape(path, key, array, shape):
-    """Check ``array.shape`` against ``shape`` whose None entries match anything."""
+def check_shape(path, key: str, array: np.ndarray, shape: tuple, error: type[Exception] = None,
+                any_size: str = "*", hint: str = "") -> None:
+    """Check ``array.shape`` against ``shape``, whose None entries match any size.
+
+    Args:
+        path: the file, named in the message.
+        key: the array's name in the file.
+        array: the array.
+        shape: the expected shape, None for "any size".
+        error: the exception to raise (default ``ModelFileError``).
+        any_size: how a None entry is written in the message ("*", or "N" for a count of samples).
+        hint: appended to the message, e.g. " (SPIN's format)".
+
+    Raises:
+        ``error``: naming the file, the key, the shape found and the shape expected.
+    """
     ok = array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape))
     if not ok:
-        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-        raise ModelFileError(f"{path}: '{key}' has shape {array.shape}, expected {want}")
+        want = "(" + ", ".join(any_size if s is None else str(s) for s in shape) + ")"
+        raise (error or ModelFileError)(f"{path}: '{key}' has shape {array.shape}, expected {want}{hint}")
 
 
 def validate_model_arrays(arrays: dict[str, np.ndarray], path="model") -> dict[str, np.ndarray]:
@@ -248,20 +262,20 @@ def validate_model_arrays(arrays: dict[str, np.ndarray], path="model") -> dict[s
         )
     out = {k: np.asarray(arrays[k]) for k in arrays}
     v_template = out["v_template"]
-    _expect_shape(path, "v_template", v_template, (None, 3))
+    check_shape(path, "v_template", v_template, (None, 3))
     num_verts = v_template.shape[0]
     kintree = out["kintree_table"]
-    _expect_shape(path, "kintree_table", kintree, (2, None))
+    check_shape(path, "kintree_table", kintree, (2, None))
     num_joints = kintree.shape[1]
-    _expect_shape(path, "shapedirs", out["shapedirs"], (num_verts, 3, None))
-    _expect_shape(path, "posedirs", out["posedirs"], (num_verts, 3, 9 * (num_joints - 1)))
-    _expect_shape(path, "J_regressor", out["J_regressor"], (num_joints, num_verts))
-    _expect_shape(path, "weights", out["weights"], (num_verts, num_joints))
-    _expect_shape(path, "f", out["f"], (None, 3))
+    check_shape(path, "shapedirs", out["shapedirs"], (num_verts, 3, None))
+    check_shape(path, "posedirs", out["posedirs"], (num_verts, 3, 9 * (num_joints - 1)))
+    check_shape(path, "J_regressor", out["J_regressor"], (num_joints, num_verts))
+    check_shape(path, "weights", out["weights"], (num_verts, num_joints))
+    check_shape(path, "f", out["f"], (None, 3))
     if "J_regressor_lsp" in out:
-        _expect_shape(path, "J_regressor_lsp", out["J_regressor_lsp"], (constants.NUM_LSP_JOINTS, num_verts))
+        check_shape(path, "J_regressor_lsp", out["J_regressor_lsp"], (constants.NUM_LSP_JOINTS, num_verts))
     if "face_vertex_ids" in out:
-        _expect_shape(path, "face_vertex_ids", out["face_vertex_ids"], (len(constants.FACE_KEYPOINT_NAMES),))
+        check_shape(path, "face_vertex_ids", out["face_vertex_ids"], (len(constants.FACE_KEYPOINT_NAMES),))
 
     for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "J_regressor_lsp"):
         if key in out:

@@ -167,5 +167,17 @@ def test_command_line_random_init_warns_loudly(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "out" / "p_mesh.obj").is_file()
     with pytest.raises(SystemExit, match="error: .*outside"):
         demo.main([str(image), "--random-init", "--box", "500", "500", "600", "600"])
-    with pytest.raises(SystemExit):  # neither --checkpoint nor --random-init: argparse refuses
-        demo.main([str(image)])
+    with pytest.raises(SystemExit):  # --checkpoint and --random-init exclude each other
+        demo.main([str(image), "--random-init", "--checkpoint", str(tmp_path)])
+
+
+def test_command_line_defaults_to_the_books_model(tmp_path, capsys, monkeypatch):
+    from hmr_core.checkpoints import BOOK_MODEL
+
+    monkeypatch.setenv("HMR_RENDER_BACKEND", "numpy")
+    image = photo(tmp_path / "p.png", 120, 80)
+    demo.main([str(image), "--device", "cpu", "--out-dir", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert f"using the book's small model ({BOOK_MODEL.name}" in captured.err and "UNTRAINED" not in captured.err
+    vertices, faces = read_obj(tmp_path / "out" / "p_mesh.obj")
+    assert len(vertices) == SMPL().num_vertices and np.isfinite(vertices).all()
