@@ -5,7 +5,7 @@ Crops the person, predicts Θ with a trained checkpoint, and writes two files to
 keypoints drawn) and ``<name>_mesh.obj`` (the mesh of Θ_T as a Wavefront OBJ: vertices in metres, faces
 1-based).
 
-The crop follows HMR's demo (chapter "HMR on your photos"):
+The crop follows HMR's demo (chapter "HMR on an image"):
 
 * ``--box x0 y0 x1 y1`` (pixels; x right, y down; continuous coordinates, so a box of the whole
   W × H image is ``0 0 W H``): a square around the box's centre, scaled so that the box's diagonal is

@@ -8,7 +8,8 @@ A single discriminator over all 85 numbers would be hard to train; HMR factorise
 * 23 per-joint heads D_i, each a linear layer on its joint's 32 features, judge one joint at a time,
   learning its angle limits;
 * an all-joints head (two layers of 1024 on the 23×32 features, then 1) judges the whole pose;
-* a shape head (10 → 5 → 1) judges β.
+* a shape head (10 → 10 → 5 → 1, as the official code's ``slim.stack(shapes, fully_connected, [10, 5])``
+  and a linear output) judges β.
 
 Each D_i is trained with a least-squares GAN loss (HMR, Sec. 3.3; Mao et al. 2017):
 
@@ -32,10 +33,10 @@ class FactorizedDiscriminator(nn.Module):
     Args:
         embed_dim: width of the shared per-joint embedding (32 in HMR).
         hidden: width of the all-joints head's two layers (1024 in HMR).
-        shape_hidden: width of the shape head's hidden layer (5 in HMR).
+        shape_hidden: widths of the shape head's hidden layers ((10, 5) in HMR's code).
     """
 
-    def __init__(self, embed_dim: int = 32, hidden: int = 1024, shape_hidden: int = 5):
+    def __init__(self, embed_dim: int = 32, hidden: int = 1024, shape_hidden: tuple[int, ...] = (10, 5)):
         super().__init__()
         # Shared over joints: a 1×1 convolution over the joint axis is a per-joint linear layer.
         self.embed = nn.Sequential(nn.Linear(9, embed_dim), nn.ReLU(), nn.Linear(embed_dim, embed_dim), nn.ReLU())
@@ -48,7 +49,11 @@ class FactorizedDiscriminator(nn.Module):
             nn.Linear(hidden, hidden), nn.ReLU(),
             nn.Linear(hidden, 1),
         )
-        self.shape = nn.Sequential(nn.Linear(constants.NUM_BETAS, shape_hidden), nn.ReLU(), nn.Linear(shape_hidden, 1))
+        layers, width = [], constants.NUM_BETAS
+        for size in shape_hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        self.shape = nn.Sequential(*layers, nn.Linear(width, 1))
 
     def forward(self, pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
         """Score poses and shapes.

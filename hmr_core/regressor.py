@@ -6,7 +6,9 @@ predicts a correction:
     Θ_{t+1} = Θ_t + ΔΘ_t,   ΔΘ_t = f([φ, Θ_t])                              (HMR, Sec. 3.2)
 
 with f two fully connected layers of 1024 units with dropout and a linear output of 85 numbers,
-Θ = [cam (3), pose θ (72, axis-angle), shape β (10)]. HMR uses T = 3 iterations and supervises every one.
+Θ = [cam (3), pose θ (72, axis-angle), shape β (10)]. HMR uses T = 3 iterations; its code supervises
+only the last one, Θ_T, with the keypoint and 3D losses, while the discriminators judge every one
+(``TrainConfig.supervise_all_iterations``, chapter "Iterative error feedback").
 """
 
 from dataclasses import dataclass
@@ -85,8 +87,9 @@ class IEFRegressor(nn.Module):
         self.out = nn.Linear(hidden, constants.THETA_DIM)
         self.drop = nn.Dropout(dropout)
         self.relu = nn.ReLU(inplace=True)
-        # Small initial corrections, as HMR's code (Xavier with gain 0.01 on the output layer).
-        nn.init.xavier_uniform_(self.out.weight, gain=0.01)
+        # Small initial corrections, as HMR's code: variance_scaling_initializer(factor=0.01, mode="FAN_AVG",
+        # uniform=True) draws from U(±sqrt(3·0.01 / fan_avg)), which is Xavier-uniform with gain sqrt(0.01) = 0.1.
+        nn.init.xavier_uniform_(self.out.weight, gain=0.1)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -96,7 +99,7 @@ class IEFRegressor(nn.Module):
             features: (B, feature_dim) image features φ (2048 for ResNet-50).
 
         Returns:
-            (B, T, 85) Θ_1 … Θ_T, every iteration (HMR supervises all of them).
+            (B, T, 85) Θ_1 … Θ_T, every iteration (the losses choose which to supervise).
         """
         if features.dim() != 2 or features.shape[1] != self.fc1.in_features - constants.THETA_DIM:
             raise ValueError(f"features must have shape (B, {self.fc1.in_features - constants.THETA_DIM}), "

@@ -37,3 +37,11 @@ def test_per_joint_heads_see_only_their_joint():
 def test_bad_betas_shape_is_named():
     with pytest.raises(ValueError, match=r"betas must have shape \(B=2, 10\), got \(2, 9\)"):
         FactorizedDiscriminator()(torch.zeros(2, 72), torch.zeros(2, 9))
+
+
+def test_shape_head_is_the_official_codes():
+    # HMR's code: slim.stack(shapes, fully_connected, [10, 5]) then a linear output: 10 → 10 → 5 → 1.
+    head = FactorizedDiscriminator().shape
+    widths = [layer.out_features for layer in head if isinstance(layer, torch.nn.Linear)]
+    assert widths == [10, 5, 1]
+    assert sum(p.numel() for p in head.parameters()) == (10 * 10 + 10) + (10 * 5 + 5) + (5 + 1)

@@ -53,3 +53,13 @@ def test_bad_inputs_are_named():
         split_theta(torch.zeros(2, 84))
     with pytest.raises(ValueError, match="at least 1"):
         IEFRegressor(mean_theta(), num_iterations=0)
+
+
+def test_output_layer_starts_small_as_in_hmrs_code():
+    # variance_scaling_initializer(factor=0.01, mode="FAN_AVG", uniform=True): U(±sqrt(3 · 0.01 / fan_avg)).
+    torch.manual_seed(0)
+    out = IEFRegressor(mean_theta()).out
+    limit = (3 * 0.01 / ((out.in_features + out.out_features) / 2)) ** 0.5
+    assert float(out.weight.abs().max()) <= limit
+    assert float(out.weight.abs().max()) > 0.95 * limit  # drawn over the whole range, not a smaller one
+    assert float(out.bias.abs().max()) == 0.0
