@@ -42,7 +42,7 @@ from hmr_core import constants
 from hmr_core.augment import crop_transform, image_to_tensor, tensor_to_image, warp_image
 from hmr_core.body_model import SMPL
 from hmr_core.camera import normalized_to_pixel
-from hmr_core.hmr import HMR, BodyPrediction, predict_bodies
+from hmr_core.hmr import HMR, BodyPrediction, eval_mode, predict_bodies
 
 MIN_IMAGE_SIDE = 32  # pixels; smaller images hold too little of a person to crop
 BOX_DIAGONAL_PX = 150.0  # HMR's demo scales a person box so its diagonal spans this many crop pixels
@@ -278,7 +278,7 @@ def predict(model: HMR, smpl: SMPL, crop: torch.Tensor) -> BodyPrediction:
     """HMR on crops: Θ of every IEF iteration and its bodies.
 
     Args:
-        model: HMR (put in eval mode here).
+        model: HMR (run in eval mode, and given back in the mode it came in).
         smpl: its body model, on the same device.
         crop: (3, H, W) or (B, 3, H, W) crops in [0, 1], H = W = ``constants.IMG_SIZE``.
 
@@ -292,9 +292,9 @@ def predict(model: HMR, smpl: SMPL, crop: torch.Tensor) -> BodyPrediction:
     images = crop[None] if crop.dim() == 3 else crop
     if images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size):
         raise ValueError(f"crop must have shape (3, {size}, {size}) or (B, 3, {size}, {size}), got {tuple(crop.shape)}")
-    model.eval()
     device = next(model.parameters()).device
-    return predict_bodies(model(images.to(device, torch.float32)).float(), smpl)
+    with eval_mode(model):
+        return predict_bodies(model(images.to(device, torch.float32)).float(), smpl)
 
 
 def camera_to_upright(vertices: np.ndarray) -> np.ndarray:

@@ -64,7 +64,7 @@ from hmr_core import constants
 from hmr_core.body_model import SMPL
 from hmr_core.camera import normalized_to_pixel
 from hmr_core.checkpoints import CheckpointError, load_model
-from hmr_core.hmr import HMR, BodyPrediction, predict_bodies
+from hmr_core.hmr import HMR, BodyPrediction, eval_mode, predict_bodies
 from hmr_core.metrics import (
     AUC_THRESHOLDS_MM,
     PCK3D_THRESHOLD_MM,
@@ -319,9 +319,12 @@ def ground_truth_joints(batch: dict, smpl: SMPL) -> tuple[torch.Tensor, torch.Te
 
 @torch.no_grad()
 def predict_batch(model: HMR, smpl: SMPL, images: torch.Tensor) -> BodyPrediction:
-    """Bodies of every IEF iteration for a batch of crops (B, 3, H, W) in [0, 1]; (B, T) leading axes."""
-    model.eval()
-    return predict_bodies(model(images).float(), smpl)
+    """Bodies of every IEF iteration for a batch of crops (B, 3, H, W) in [0, 1]; (B, T) leading axes.
+
+    The model runs in eval mode and is given back in the mode it came in.
+    """
+    with eval_mode(model):
+        return predict_bodies(model(images).float(), smpl)
 
 
 @torch.no_grad()

@@ -4,6 +4,7 @@
 weak-perspective camera, and the 14 LSP joints in 3D, all T iterations in one SMPL pass.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,18 @@ class HMR(nn.Module):
             images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
                                    align_corners=False, antialias=True)
         return self.regressor(self.encoder((images - self.pixel_mean) / self.pixel_std))
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """Run ``model`` in eval mode (no dropout, BatchNorm's running statistics) and give it back in the
+    mode it came in, so a caller's training model is not left changed."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 @dataclass

@@ -28,3 +28,16 @@ def test_default_model_is_hmrs():
 def test_too_small_input_size_is_refused():
     with pytest.raises(ValueError, match="input_size must be at least 32"):
         HMR(input_size=16)
+
+
+def test_eval_mode_gives_the_model_back_as_it_came():
+    from hmr_core.hmr import eval_mode
+
+    model = HMR(num_iterations=1, encoder="resnet18", input_size=64).train()
+    with eval_mode(model):
+        assert not model.training and not model.regressor.drop.training
+    assert model.training and model.regressor.drop.training
+    model.eval()
+    with eval_mode(model):
+        pass
+    assert not model.training
