@@ -549,7 +549,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, data_dir: str | Path,
                                              pin_memory=device.type == "cuda")
         results.append(evaluate_dataset(loaded.hmr, loaded.smpl, loader, name, protocol, max_samples=max_samples,
                                         progress=progress))
-    info = {"checkpoint": str(loaded.path.resolve()), "step": loaded.step, "model_name": loaded.model_name,
+    info = {"checkpoint": str(loaded.path), "step": loaded.step, "model_name": loaded.model_name,
             "device": device_name(device),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     return results, info
