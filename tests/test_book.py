@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 PAGES = {"chapters/intro": 0, "chapters/01_smpl": 10, "chapters/02_projection": 9, "chapters/03_ief": 4,
          "chapters/04_adversarial_prior": 4, "chapters/05_data": 5, "chapters/06_training": 1,
          "chapters/07_evaluation": 2, "chapters/08_demo": 8}
-SLIDER_PAGES = ("chapters/01_smpl", "chapters/02_projection", "chapters/03_ief", "chapters/08_demo")
+# page -> how many precomputed sliders it must have at least
+SLIDER_PAGES = {"chapters/01_smpl": 4, "chapters/02_projection": 4, "chapters/03_ief": 2, "chapters/08_demo": 1}
 BUILD_TIMEOUT_S = 1200
 
 
@@ -100,7 +101,10 @@ def test_no_error_in_the_page(html_dir, page):
     assert not errors, f"{page}: cell error output: {errors[0].get_text()[:500]}"
     for block in output_blocks(html):
         text = BeautifulSoup(block, "html.parser").get_text()
-        assert "Traceback" not in text and "Error" not in text, f"{page}: an output shows an error:\n{text[:800]}"
+        # A raised exception prints a traceback or ends with an unindented "SomeError: ..." line; a chapter
+        # that shows an error message on purpose (the demo's refused images) indents it.
+        raised = re.search(r"(?m)^\w*(Error|Exception)\b", text)
+        assert "Traceback" not in text and not raised, f"{page}: an output shows an error:\n{text[:800]}"
     for stderr in soup.select(".output.stderr"):
         text = stderr.get_text()
         assert "Warning" not in text and "Error" not in text, f"{page}: stderr in the page:\n{text[:800]}"
@@ -206,4 +210,4 @@ def test_precomputed_sliders_change_the_frame(html_dir, page, tmp_path):
     match = re.search(r'data-slider-report="([^"]*)"', result.stdout)
     assert match, f"{page}: the probe did not run:\n{result.stderr[-2000:]}"
     report = match.group(1).split(",")
-    assert len(report) >= 4 and set(report) == {"moved"}, f"{page}: sliders {report}"
+    assert len(report) >= SLIDER_PAGES[page] and set(report) == {"moved"}, f"{page}: sliders {report}"
