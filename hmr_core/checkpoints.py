@@ -20,6 +20,7 @@ import torch
 from hmr_core.body_model import SMPL
 from hmr_core.config import TrainConfig
 from hmr_core.hmr import HMR
+from hmr_core.model_files import OPEN_MODEL_PATH
 
 CHECKPOINT_NAME = "checkpoint.pt"  # what ``hmr_core.train`` writes in a run directory
 # The book's small model (preset ``book_cpu``: ResNet-18, 112-pixel crops, trained on a CPU in the
@@ -132,7 +133,8 @@ def load_model(checkpoint_path: str | Path, device: str | torch.device = "cpu",
         checkpoint_path: a run directory or a ``checkpoint.pt``.
         device: where to put the network and the body model.
         model_path: the body-model file to use; None uses the run's ``config.model_path`` (None there:
-            ``$HMR_SMPL_MODEL``, else the open body model).
+            ``$HMR_SMPL_MODEL``, else the open body model; a run trained on the open body model gets it
+            even where ``$HMR_SMPL_MODEL`` names another).
 
     Returns:
         ``LoadedModel``.
@@ -145,7 +147,14 @@ def load_model(checkpoint_path: str | Path, device: str | torch.device = "cpu",
     path = resolve_checkpoint(checkpoint_path)
     ckpt = read_checkpoint(path)
     config = config_from_checkpoint(ckpt, path)
-    smpl = SMPL(model_path if model_path is not None else config.model_path)
+    chosen = model_path if model_path is not None else config.model_path
+    smpl = SMPL(chosen)
+    if smpl.model_name != ckpt["model_name"] and chosen is None:
+        # $HMR_SMPL_MODEL names another model, but the open body model ships with the package: a run
+        # trained on it (the book's model) still loads with the model it needs.
+        open_model = SMPL(OPEN_MODEL_PATH)
+        if open_model.model_name == ckpt["model_name"]:
+            smpl = open_model
     if smpl.model_name != ckpt["model_name"]:
         raise CheckpointError(
             f"{path} was trained with the body model {ckpt['model_name']!r}, but the body model loaded here is "

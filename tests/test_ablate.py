@@ -68,3 +68,4 @@ def test_exported_weights_are_small_and_predict_the_same(tmp_path, data_dir):
     images = torch.rand(2, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(half.hmr(images), full.hmr(images), atol=2e-2, rtol=0)
+
