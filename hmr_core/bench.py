@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from hmr_core import constants
+from hmr_core.evaluate import device_name
 
 
 def random_smpl_arrays(seed: int = 0, num_vertices: int = constants.SMPL_NUM_VERTICES) -> dict[str, np.ndarray]:
@@ -127,7 +128,7 @@ def bench_smpl(batch_sizes=(64, 192), device="cpu", repeats=20, seed=0):
     ours = SMPL(arrays=arrays).to(device)
     theirs = make_smplx_model(arrays).to(device)
     gen = torch.Generator().manual_seed(seed)
-    print(f"# SMPL forward+backward, {datetime.date.today()}, device {_device_name(device)}, torch {torch.__version__}, "
+    print(f"# SMPL forward+backward, {datetime.date.today()}, device {device_name(device)}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}")
     print(f"model: random arrays of SMPL's sizes, V={ours.num_vertices}, pose blend shapes non-zero")
     print(f"{'batch':>6} {'hmr_core ms':>12} {'smplx ms':>10} {'speed-up':>9} {'max |Δv| m':>11}")
@@ -213,12 +214,6 @@ def bench_data(num_images=2000, workers=None, batch_size=64, image_size=256, see
             rows.append((num_workers, rate, startup))
             print(f"{num_workers:>7} {rate:>10.0f} {startup:>11.2f}")
     return rows
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def main(argv=None):
@@ -559,7 +554,7 @@ def bench_train(batch_sizes=(64, 256), device=None, steps=50, warmup=10, data="s
         def on_off(flag: bool) -> str:
             return "on" if flag else "off"
 
-        print(f"# training step, {datetime.date.today()}, device {_device_name(device)}, torch {torch.__version__}")
+        print(f"# training step, {datetime.date.today()}, device {device_name(device)}, torch {torch.__version__}")
         # The trainer applies bf16 and channels-last on CUDA only; the line says what ran.
         print(f"HMR step: train.encoder_step + train.discriminator_step (ResNet-50, T={base.num_iterations} IEF, one "
               f"SMPL pass over B·T, {NUM_DISCRIMINATORS} discriminators, encoder and discriminator Adam); "

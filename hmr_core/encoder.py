@@ -15,9 +15,7 @@ import torch
 from torch import nn
 
 FEATURE_DIM = 2048  # φ: ResNet-50's pooled feature size
-# Blocks in layer1..layer4 (strides 1, 2, 2, 2; widths 64, 128, 256, 512) of each ResNet.
-ARCHITECTURES = {"resnet18": ("basic", (2, 2, 2, 2)), "resnet50": ("bottleneck", (3, 4, 6, 3))}
-_WIDTHS = (64, 128, 256, 512)
+_WIDTHS = (64, 128, 256, 512)  # of layer1..layer4 (strides 1, 2, 2, 2)
 _EXPANSION = 4  # bottleneck output = 4 × width
 
 
@@ -82,6 +80,10 @@ class Bottleneck(nn.Module):
         return self.bn3
 
 
+# Each ResNet's block and the number of blocks in layer1..layer4.
+ARCHITECTURES = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet50": (Bottleneck, (3, 4, 6, 3))}
+
+
 class ResNetEncoder(nn.Module):
     """A ResNet without its classifier: images (B, 3, H, W) → features φ (B, feature_dim).
 
@@ -94,8 +96,7 @@ class ResNetEncoder(nn.Module):
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown encoder {arch!r}; choose one of {sorted(ARCHITECTURES)}")
         self.arch = arch
-        kind, depths = ARCHITECTURES[arch]
-        block = Bottleneck if kind == "bottleneck" else BasicBlock
+        block, depths = ARCHITECTURES[arch]
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)

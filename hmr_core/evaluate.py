@@ -52,6 +52,7 @@ import argparse
 import datetime
 import json
 import math
+import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -523,8 +524,10 @@ def results_json(results: list[EvalResult], info: dict) -> dict:
 
 
 def device_name(device: torch.device) -> str:
-    """The GPU's name, or "cpu (N threads)", for result files."""
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    """The GPU's name, or "CPU (processor, N threads)", for result files and benchmark headers."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str, data_dir: str | Path, splits: Iterable[str] = ("test", "ood"),
