@@ -25,19 +25,18 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from hmr_core import constants, losses
+from hmr_core import losses
 from hmr_core.body_model import SMPL
 from hmr_core.checkpoints import CHECKPOINT_NAME, RESUME_CHECKPOINT_KEYS, CheckpointError, read_checkpoint, save_checkpoint
 from hmr_core.config import PRESETS, TrainConfig, make_config
 from hmr_core.discriminator import FactorizedDiscriminator
 from hmr_core.encoder import load_imagenet_weights
+from hmr_core.evaluate import LSP_HIPS, METRIC_MM
 from hmr_core.hmr import HMR, predict_bodies
 from hmr_core.loaders import build_data, make_loader, sample_pose_pool
 from hmr_core.metrics import mpjpe, pa_mpjpe
 from hmr_core.regressor import mean_theta
 
-METRIC_MM = 1000.0  # metres → millimetres for reported errors
-LSP_HIPS = (constants.LSP_JOINT_NAMES.index("right_hip"), constants.LSP_JOINT_NAMES.index("left_hip"))
 
 
 class TrainingDiverged(RuntimeError):
