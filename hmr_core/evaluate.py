@@ -12,8 +12,13 @@ reasoning behind every choice is in ``docs/evaluation.md``):
 * Plausibility of the predicted θ: the share of poses with at least one joint outside the pose prior's
   anatomical limits (``pose_prior.joint_limit_violations``), the mean share of joints outside them, and
   the share of bodies whose capsules pass through each other (``pose_prior.self_penetration``).
+* The heading: the angle between the predicted and the true root rotation (geodesic, degrees; median
+  and mean), on samples with SMPL labels. PA-MPJPE forgives a body turned the wrong way; MPJPE and this
+  angle do not, so a heading failure shows at once.
 * Everything for every IEF iteration t = 1…T; the headline table is Θ_T, and a small table per dataset
   shows how the error falls from t = 1 to T (chapter "Iterative error feedback").
+* The mean body: the same numbers for Θ_0, the start of the iterations (the mean pose and shape with
+  the mean camera), on every sample. A model has learned something only where it beats this row.
 
 Which samples count: 3D metrics use the samples that have 3D joints, or SMPL labels from which the
 joints are computed with the evaluated body model (3DPW in SPIN's files); only the joints with
@@ -41,7 +46,8 @@ uses the Human3.6M joint regressor on the mesh), and 3DPW's ground truth joints 
 ``--out results.json`` writes: ``checkpoint`` (path), ``step``, ``model_name`` (body model),
 ``device``, ``date`` (ISO 8601, UTC), ``protocol`` (the convention above), ``joint_names``, ``units``,
 and ``results``: per dataset or split, ``EvalResult.to_dict()`` (``final``: Θ_T's numbers;
-``per_iteration``: lists over t = 1…T; ``per_joint_mm``: Θ_T's error per joint).
+``per_iteration``: lists over t = 1…T; ``mean_body``: Θ_0's numbers; ``per_joint_mm``: Θ_T's error per
+joint).
 
 Letters in shapes: B batch, N samples, T IEF iterations, K keypoints, J joints (14).
 """
@@ -66,6 +72,7 @@ from hmr_core.body_model import SMPL
 from hmr_core.camera import normalized_to_pixel
 from hmr_core.checkpoints import CheckpointError, load_model
 from hmr_core.hmr import HMR, BodyPrediction, eval_mode, predict_bodies
+from hmr_core.rotation import axis_angle_to_matrix
 from hmr_core.metrics import (
     AUC_THRESHOLDS_MM,
     PCK3D_THRESHOLD_MM,
@@ -166,6 +173,28 @@ def joint_errors(pred_joints_3d: torch.Tensor, gt_joints_3d: torch.Tensor, confi
     return JointErrors(out["mpjpe"], out["pa_mpjpe"], per_joint, out["pck3d"], out["auc"])
 
 
+def rotation_angle_deg(rot_a: torch.Tensor, rot_b: torch.Tensor) -> torch.Tensor:
+    """Geodesic angle between rotation matrices (..., 3, 3), degrees in [0, 180]."""
+    cos = ((rot_a.transpose(-1, -2) @ rot_b).diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0
+    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+
+
+def root_rotation_error(pred_rotmats: torch.Tensor, gt_pose: torch.Tensor, has_smpl: torch.Tensor) -> torch.Tensor:
+    """The angle between predicted and true root rotations of every iteration.
+
+    Args:
+        pred_rotmats: (B, T, 24, 3, 3) predicted rotations.
+        gt_pose: (B, 72) ground-truth θ (axis-angle; the first three are the root).
+        has_smpl: (B,) > 0 where θ is labelled.
+
+    Returns:
+        (T, B) degrees; NaN for samples without SMPL labels.
+    """
+    gt_root = axis_angle_to_matrix(gt_pose[:, :3].float())  # (B, 3, 3)
+    angle = rotation_angle_deg(pred_rotmats[:, :, 0], gt_root[:, None]).transpose(0, 1)  # (T, B)
+    return torch.where((has_smpl > 0)[None], angle, torch.full_like(angle, math.nan))
+
+
 def keypoint_pck(pred_keypoints_2d: torch.Tensor, gt_keypoints_2d: torch.Tensor,
                  fractions=PCK2D_FRACTIONS, crop_size: int = constants.IMG_SIZE) -> torch.Tensor:
     """2D PCK of the 14 LSP keypoints at fractions of the crop side, for every iteration.
@@ -233,8 +262,12 @@ class EvalResult:
         limit_violation_rate: (T,) share of poses with ≥ 1 joint outside the anatomical limits.
         joints_outside_limits: (T,) mean share of the 23 body joints outside them.
         self_penetration_rate: (T,) share of bodies that pass through themselves.
+        root_angle_median_deg: (T,) median angle between predicted and true root rotations, degrees.
+        root_angle_mean_deg: (T,) its mean.
         sample_mpjpe_mm: (N3,) Θ_T's MPJPE per sample with 3D labels, in loader order.
         sample_pa_mpjpe_mm: (N3,) Θ_T's PA-MPJPE per sample.
+        sample_root_angle_deg: (N,) Θ_T's root-rotation error per sample (NaN without SMPL labels).
+        mean_body: Θ_0's numbers (the keys of ``final()``): what the model must beat.
     """
 
     name: str
@@ -252,11 +285,16 @@ class EvalResult:
     limit_violation_rate: np.ndarray
     joints_outside_limits: np.ndarray
     self_penetration_rate: np.ndarray
+    root_angle_median_deg: np.ndarray
+    root_angle_mean_deg: np.ndarray
     sample_mpjpe_mm: np.ndarray
     sample_pa_mpjpe_mm: np.ndarray
+    sample_root_angle_deg: np.ndarray
+    mean_body: dict
 
     PER_ITERATION = ("mpjpe_mm", "pa_mpjpe_mm", "pck3d", "pck3d_auc", "pck2d_005", "pck2d_010",
-                     "limit_violation_rate", "joints_outside_limits", "self_penetration_rate")
+                     "limit_violation_rate", "joints_outside_limits", "self_penetration_rate",
+                     "root_angle_median_deg", "root_angle_mean_deg")
 
     @property
     def num_iterations(self) -> int:
@@ -272,6 +310,7 @@ class EvalResult:
             "name": self.name, "protocol": self.protocol, "num_samples": self.num_samples,
             "num_3d": self.num_3d, "num_2d": self.num_2d, "final": self.final(),
             "per_iteration": {key: getattr(self, key).tolist() for key in self.PER_ITERATION},
+            "mean_body": self.mean_body,
             "per_joint_mm": dict(zip(constants.LSP_JOINT_NAMES, self.per_joint_mm[-1].tolist())),
         })
 
@@ -292,6 +331,13 @@ def _nanmean(x: torch.Tensor, dim: int) -> np.ndarray:
     total = torch.where(valid, x, torch.zeros_like(x)).sum(dim)
     count = valid.sum(dim)
     return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, math.nan)).numpy()
+
+
+def _nanmedian(x: torch.Tensor, dim: int) -> np.ndarray:
+    """Median over ``dim`` ignoring NaN; NaN where everything is NaN."""
+    valid = (~torch.isnan(x)).any(dim)
+    median = torch.nanmedian(x, dim=dim).values if x.shape[dim] else torch.full(valid.shape, math.nan)
+    return torch.where(valid, median, torch.full_like(median, math.nan)).double().numpy()
 
 
 def ground_truth_joints(batch: dict, smpl: SMPL) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,13 +365,18 @@ def ground_truth_joints(batch: dict, smpl: SMPL) -> tuple[torch.Tensor, torch.Te
 
 
 @torch.no_grad()
-def predict_batch(model: HMR, smpl: SMPL, images: torch.Tensor) -> BodyPrediction:
+def predict_batch(model: HMR, smpl: SMPL, images: torch.Tensor, with_mean_body: bool = False) -> BodyPrediction:
     """Bodies of every IEF iteration for a batch of crops (B, 3, H, W) in [0, 1]; (B, T) leading axes.
 
-    The model runs in eval mode and is given back in the mode it came in.
+    The model runs in eval mode and is given back in the mode it came in. With ``with_mean_body``, Θ_0
+    comes first: (B, T + 1) leading axes, t = 0…T.
     """
     with eval_mode(model):
-        return predict_bodies(model(images).float(), smpl)
+        thetas = model(images).float()
+    if with_mean_body:
+        theta_0 = model.regressor.init_theta.float().expand(len(thetas), 1, -1)
+        thetas = torch.cat((theta_0, thetas), dim=1)
+    return predict_bodies(thetas, smpl)
 
 
 @torch.no_grad()
@@ -358,13 +409,13 @@ def evaluate_dataset(model: HMR, smpl: SMPL, loader: Iterable[dict], name: str =
     capsules = body_capsules(smpl) if capsules is None else capsules
     seen = 0
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("mpjpe", "pa", "per_joint", "pck3d", "auc", "pck2d",
-                                                            "outside", "penetrating")}
+                                                            "outside", "penetrating", "root")}
     for batch in tqdm(loader, desc=f"eval {name}", disable=not progress, dynamic_ncols=True):
         if max_samples is not None and seen >= max_samples:
             break
         take = len(batch["img"]) if max_samples is None else min(len(batch["img"]), max_samples - seen)
         batch = {k: v[:take].to(device) if torch.is_tensor(v) else v[:take] for k, v in batch.items()}
-        pred = predict_batch(model, smpl, batch["img"])
+        pred = predict_batch(model, smpl, batch["img"], with_mean_body=True)  # t = 0 (Θ_0), 1, …, T
         gt_joints, confidence = ground_truth_joints(batch, smpl)
         has_3d = (confidence > 0).any(dim=1)
         if has_3d.any():
@@ -375,6 +426,7 @@ def evaluate_dataset(model: HMR, smpl: SMPL, loader: Iterable[dict], name: str =
         outside, penetrating = plausibility(pred.pose.cpu(), capsules)
         parts["outside"].append(outside)
         parts["penetrating"].append(penetrating)
+        parts["root"].append(root_rotation_error(pred.rotmats, batch["pose"], batch["has_smpl"]).cpu())
         seen += take
     if seen == 0:
         raise ValueError(f"{name}: the loader gave no samples; is the dataset empty?")
@@ -389,16 +441,23 @@ def evaluate_dataset(model: HMR, smpl: SMPL, loader: Iterable[dict], name: str =
     pck2d_all = torch.cat(parts["pck2d"], dim=2)  # (2, T, N)
     outside = torch.cat(parts["outside"], dim=1)  # (T, N)
     penetrating = torch.cat(parts["penetrating"], dim=1)  # (T, N)
-    return EvalResult(
-        name=name, protocol=protocol, num_samples=seen, num_3d=int(mpjpe_all.shape[1]),
-        num_2d=int((~torch.isnan(pck2d_all[0, 0])).sum()),
-        mpjpe_mm=_nanmean(mpjpe_all, 1), pa_mpjpe_mm=_nanmean(pa_all, 1), per_joint_mm=_nanmean(per_joint, 1),
+    root = torch.cat(parts["root"], dim=1)  # (T, N)
+    per_iteration = dict(
+        mpjpe_mm=_nanmean(mpjpe_all, 1), pa_mpjpe_mm=_nanmean(pa_all, 1),
         pck3d=_nanmean(cat("pck3d", 1, (iters, 0)), 1), pck3d_auc=_nanmean(cat("auc", 1, (iters, 0)), 1),
         pck2d_005=_nanmean(pck2d_all[0], 1), pck2d_010=_nanmean(pck2d_all[1], 1),
         limit_violation_rate=(outside > 0).double().mean(1).numpy(),
         joints_outside_limits=outside.double().mean(1).numpy(),
         self_penetration_rate=penetrating.double().mean(1).numpy(),
+        root_angle_median_deg=_nanmedian(root, 1), root_angle_mean_deg=_nanmean(root, 1),
+    )  # index 0 is Θ_0, the mean body
+    return EvalResult(
+        name=name, protocol=protocol, num_samples=seen, num_3d=int(mpjpe_all.shape[1]),
+        num_2d=int((~torch.isnan(pck2d_all[0, 0])).sum()),
+        per_joint_mm=_nanmean(per_joint, 1)[1:], **{k: v[1:] for k, v in per_iteration.items()},
         sample_mpjpe_mm=mpjpe_all[-1].numpy(), sample_pa_mpjpe_mm=pa_all[-1].numpy(),
+        sample_root_angle_deg=root[-1].numpy(),
+        mean_body=_json_safe({k: float(v[0]) for k, v in per_iteration.items()}),
     )
 
 
@@ -477,6 +536,7 @@ MAIN_COLUMNS = (  # (header, EvalResult field, "mm" or "%")
     ("MPJPE", "mpjpe_mm", "mm"), ("PA-MPJPE", "pa_mpjpe_mm", "mm"), ("PCK3D@150", "pck3d", "%"),
     ("AUC", "pck3d_auc", "%"), ("PCK2D@.05", "pck2d_005", "%"), ("PCK2D@.1", "pck2d_010", "%"),
     ("limits", "limit_violation_rate", "%"), ("penetr.", "self_penetration_rate", "%"),
+    ("root°", "root_angle_median_deg", "deg"),
 )
 
 
@@ -495,10 +555,13 @@ def format_report(results: list[EvalResult], info: dict) -> str:
            f"protocol: {PROTOCOL_CONVENTION}", ""]
     for r in results:
         out.append(f"  {r.name}: {r.protocol} ({r.num_samples} samples, {r.num_3d} with 3D, {r.num_2d} with 2D)")
-    out += ["", "Θ_T (last IEF iteration); errors in mm, the others in % (limits: poses with a joint outside "
-                "the prior's limits; penetr.: self-penetrating bodies)"]
-    rows = [[r.name, str(r.num_samples)] + [_fmt(getattr(r, f)[-1], kind) for _, f, kind in MAIN_COLUMNS]
-            for r in results]
+    out += ["", "Θ_T (last IEF iteration), and Θ_0 (the mean body) below it; errors in mm, root° the median "
+                "root-rotation error in degrees, the others in % (limits: poses with a joint outside the prior's "
+                "limits; penetr.: self-penetrating bodies)"]
+    rows = []
+    for r in results:
+        rows.append([r.name, str(r.num_samples)] + [_fmt(getattr(r, f)[-1], kind) for _, f, kind in MAIN_COLUMNS])
+        rows.append([f"{r.name} Θ_0", str(r.num_samples)] + [_fmt(r.mean_body[f], kind) for _, f, kind in MAIN_COLUMNS])
     out += [_table(["data", "N"] + [h for h, _, _ in MAIN_COLUMNS], rows), ""]
     for r in results:
         out.append(f"per IEF iteration: {r.name}")

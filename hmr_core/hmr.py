@@ -14,7 +14,7 @@ from torch import nn
 from hmr_core import constants
 from hmr_core.body_model import SMPL
 from hmr_core.camera import weak_perspective_project
-from hmr_core.encoder import ResNetEncoder
+from hmr_core.encoder import PIXEL_NORMALIZATION, build_encoder
 from hmr_core.regressor import IEFRegressor, mean_theta, split_theta
 
 
@@ -25,23 +25,26 @@ class HMR(nn.Module):
         init_theta: (85,) Θ_0 (see ``regressor.mean_theta``).
         num_iterations: T.
         dropout: dropout in the regressor.
-        encoder: "resnet50" (HMR) or "resnet18" (see ``hmr_core.encoder``).
+        encoder: "resnet50" (HMR), "resnet18" or "efficientnet_lite0" (see ``hmr_core.encoder``); each
+            gets its input scaled as its ImageNet weights expect (``encoder.PIXEL_NORMALIZATION``).
         input_size: the side the encoder sees. Crops of another size (the data pipeline makes
             ``constants.IMG_SIZE`` = 224) are resized to it first, with antialiasing; 224 in HMR.
+        train_init_theta: Θ_0 a trainable parameter (HMR's code) instead of a fixed buffer.
     """
 
     def __init__(self, init_theta: torch.Tensor | None = None, num_iterations: int = 3, dropout: float = 0.5,
-                 encoder: str = "resnet50", input_size: int = constants.IMG_SIZE):
+                 encoder: str = "resnet50", input_size: int = constants.IMG_SIZE, train_init_theta: bool = False):
         super().__init__()
         if input_size < 32:
             raise ValueError(f"input_size must be at least 32 pixels (the encoder downsamples 32×), got {input_size}")
         self.input_size = input_size
-        self.encoder = ResNetEncoder(encoder)
+        self.encoder = build_encoder(encoder)
         self.regressor = IEFRegressor(mean_theta() if init_theta is None else init_theta,
                                       num_iterations=num_iterations, dropout=dropout,
-                                      feature_dim=self.encoder.feature_dim)
-        self.register_buffer("pixel_mean", torch.tensor(constants.IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(constants.IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+                                      feature_dim=self.encoder.feature_dim, train_init_theta=train_init_theta)
+        mean, std = PIXEL_NORMALIZATION[self.encoder.arch]
+        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W) in [0, 1] → Θ of every iteration (B, T, 85)."""

@@ -44,13 +44,18 @@ def split_theta(theta: torch.Tensor) -> ThetaSplit:
     return ThetaSplit(cam=cam, pose=pose, betas=betas)
 
 
-def mean_theta(mean_pose: torch.Tensor | None = None, cam_scale: float = 0.9) -> torch.Tensor:
-    """Θ_0: the mean pose (of the pose pool), β = 0, and a typical camera (s, 0, 0).
+def mean_theta(mean_pose: torch.Tensor | None = None, cam_scale: float = 0.9,
+               mean_betas: torch.Tensor | None = None) -> torch.Tensor:
+    """Θ_0: the mean pose and shape (of the pose pool), and a typical camera (s, 0, 0).
+
+    HMR's code builds its ``mean_param`` the same way: scale 0.9, root (π, 0, 0), then the mean pose and
+    mean shape of its mocap data.
 
     Args:
         mean_pose: (72,) axis-angle mean pose; None gives the rest pose turned to face the camera
             (a rotation of π about x, since image y points down while SMPL's y points up).
         cam_scale: the weak-perspective scale s of a body that fills the crop (HMR's default 0.9).
+        mean_betas: (10,) mean shape; None gives β = 0 (the template).
 
     Returns:
         (85,) Θ_0.
@@ -60,28 +65,37 @@ def mean_theta(mean_pose: torch.Tensor | None = None, cam_scale: float = 0.9) ->
         mean_pose[0] = torch.pi
     if mean_pose.shape != (constants.POSE_DIM,):
         raise ValueError(f"mean_pose must have shape ({constants.POSE_DIM},), got {tuple(mean_pose.shape)}")
+    if mean_betas is None:
+        mean_betas = torch.zeros(constants.NUM_BETAS, dtype=mean_pose.dtype)
+    if mean_betas.shape != (constants.NUM_BETAS,):
+        raise ValueError(f"mean_betas must have shape ({constants.NUM_BETAS},), got {tuple(mean_betas.shape)}")
     cam = torch.tensor([cam_scale, 0.0, 0.0], dtype=mean_pose.dtype)
-    return torch.cat((cam, mean_pose, torch.zeros(constants.NUM_BETAS, dtype=mean_pose.dtype)))
+    return torch.cat((cam, mean_pose, mean_betas.to(mean_pose.dtype)))
 
 
 class IEFRegressor(nn.Module):
     """[φ, Θ_t] → FC 1024 → dropout → FC 1024 → dropout → ΔΘ (85), iterated T times.
 
     Args:
-        init_theta: (85,) Θ_0, stored with the model (a buffer, saved in checkpoints).
+        init_theta: (85,) Θ_0, stored with the model (saved in checkpoints).
         num_iterations: T (3 in HMR).
         hidden: width of the two hidden layers (1024 in HMR).
         dropout: dropout probability after each hidden layer (0.5 in HMR's code).
         feature_dim: size of φ.
+        train_init_theta: make Θ_0 a parameter that the optimiser updates, as HMR's code does with its
+            ``mean_param`` variable; False keeps it a fixed buffer. Either way its key is ``init_theta``.
     """
 
     def __init__(self, init_theta: torch.Tensor, num_iterations: int = 3, hidden: int = 1024,
-                 dropout: float = 0.5, feature_dim: int = FEATURE_DIM):
+                 dropout: float = 0.5, feature_dim: int = FEATURE_DIM, train_init_theta: bool = False):
         super().__init__()
         if num_iterations < 1:
             raise ValueError(f"num_iterations must be at least 1, got {num_iterations}")
         self.num_iterations = num_iterations
-        self.register_buffer("init_theta", init_theta.detach().clone().float())
+        if train_init_theta:
+            self.init_theta = nn.Parameter(init_theta.detach().clone().float())
+        else:
+            self.register_buffer("init_theta", init_theta.detach().clone().float())
         self.fc1 = nn.Linear(feature_dim + constants.THETA_DIM, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, constants.THETA_DIM)

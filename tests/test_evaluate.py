@@ -13,6 +13,7 @@ from hmr_core.config import make_config
 from hmr_core.hmr import HMR, predict_bodies
 from hmr_core.metrics import mpjpe, pa_mpjpe, pck2d, pck3d, pck3d_auc, per_joint_error, root_align
 from hmr_core.pose_prior import body_capsules, joint_limit_violations, self_penetration
+from hmr_core.rotation import axis_angle_to_matrix
 
 NUM = 8  # test images; ResNet-50 on 8 crops takes a few seconds on a CPU
 
@@ -90,9 +91,32 @@ def test_numbers_equal_a_direct_computation_with_metrics(run, loaded):
         assert_close(result.joints_outside_limits[t], outside.double().mean().item(), atol=1e-6, rtol=0)
         penetrating = self_penetration(pred.pose[:, t], capsules)
         assert_close(result.self_penetration_rate[t], penetrating.double().mean().item(), atol=1e-9, rtol=0)
+        root_angle = evaluate.rotation_angle_deg(pred.rotmats[:, t, 0], axis_angle_to_matrix(batch["pose"][:, :3]))
+        assert_close(result.root_angle_median_deg[t], root_angle.median().item(), atol=1e-2, rtol=0)
+        assert_close(result.root_angle_mean_deg[t], root_angle.mean().item(), atol=1e-2, rtol=0)
     assert (result.sample_pa_mpjpe_mm <= result.sample_mpjpe_mm + 1e-3).all()
     assert (result.pa_mpjpe_mm <= result.mpjpe_mm + 1e-3).all()
     assert result.final()["mpjpe_mm"] == pytest.approx(float(result.mpjpe_mm[-1]))
+    # The mean body Θ_0: the same numbers for the regressor's starting point, on every image.
+    theta_0 = loaded.hmr.regressor.init_theta.expand(NUM, 1, -1)
+    mean_body = predict_bodies(theta_0, loaded.smpl)
+    joints = mean_body.joints_3d[:, 0] * 1000.0
+    assert result.mean_body["pa_mpjpe_mm"] == pytest.approx(pa_mpjpe(joints, gt).mean().item(), abs=2e-2)
+    assert result.mean_body["mpjpe_mm"] == pytest.approx(mpjpe(joints, gt, root=evaluate.LSP_HIPS).mean().item(),
+                                                         abs=2e-2)
+    assert set(result.mean_body) == set(evaluate.EvalResult.PER_ITERATION)
+
+
+def test_rotation_angle_is_the_geodesic_distance():
+    axis = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    angles = torch.tensor([0.0, 90.0, 180.0])
+    rot = axis_angle_to_matrix(axis * torch.deg2rad(angles)[:, None])
+    base = axis_angle_to_matrix(torch.tensor([[0.3, -0.2, 0.5]])).expand(3, 3, 3)
+    assert_close(evaluate.rotation_angle_deg(base, base @ rot), angles, atol=1e-3, rtol=0)
+    # Samples without SMPL labels have no root error.
+    pose = torch.zeros(2, 72)
+    errors = evaluate.root_rotation_error(torch.eye(3).expand(2, 1, 24, 3, 3), pose, torch.tensor([1.0, 0.0]))
+    assert errors.shape == (1, 2) and errors[0, 0] == 0 and torch.isnan(errors[0, 1])
 
 
 def test_partially_labelled_joints_are_measured_on_the_labelled_ones():
@@ -139,6 +163,8 @@ def test_command_line_prints_tables_and_writes_the_documented_json(run, capsys):
     assert all(len(v) == 3 for v in test["per_iteration"].values())
     assert list(test["per_joint_mm"]) == list(constants.LSP_JOINT_NAMES)
     assert test["final"]["pa_mpjpe_mm"] <= test["final"]["mpjpe_mm"]
+    assert set(test["mean_body"]) == set(evaluate.EvalResult.PER_ITERATION)
+    assert "test Θ_0" in printed and "root°" in printed
 
 
 def test_missing_checkpoint_says_where_it_looked(tmp_path):

@@ -63,3 +63,25 @@ def test_output_layer_starts_small_as_in_hmrs_code():
     assert float(out.weight.abs().max()) <= limit
     assert float(out.weight.abs().max()) > 0.95 * limit  # drawn over the whole range, not a smaller one
     assert float(out.bias.abs().max()) == 0.0
+
+
+def test_mean_theta_takes_the_mean_shape():
+    betas = torch.linspace(-1, 1, 10)
+    assert_close(split_theta(mean_theta(mean_betas=betas)).betas, betas)
+    with pytest.raises(ValueError, match=r"mean_betas must have shape \(10,\)"):
+        mean_theta(mean_betas=torch.zeros(3))
+
+
+def test_trainable_init_theta_is_learned_as_in_hmrs_code():
+    torch.manual_seed(0)
+    fixed = IEFRegressor(mean_theta(), num_iterations=2)
+    learned = IEFRegressor(mean_theta(), num_iterations=2, train_init_theta=True)
+    assert "init_theta" not in dict(fixed.named_parameters())
+    assert "init_theta" in dict(learned.named_parameters())
+    assert set(fixed.state_dict()) == set(learned.state_dict())  # same checkpoint keys either way
+    optimizer = torch.optim.SGD(learned.parameters(), lr=0.1)
+    learned(torch.randn(4, 2048)).sum().backward()
+    optimizer.step()
+    assert not torch.equal(learned.init_theta.detach(), mean_theta())
+    fixed.load_state_dict(learned.state_dict())  # a learned Θ_0 loads into a fixed one
+    assert_close(fixed.init_theta, learned.init_theta.detach())

@@ -219,3 +219,50 @@ def test_resume_without_a_checkpoint_says_what_to_do(tmp_path, fixture_data):
     config.to_json(tmp_path / "run" / "config.json")
     with pytest.raises(FileNotFoundError, match="start the run without --resume"):
         train.train(config, resume=True, data=fixture_data())
+
+
+def test_defaults_are_the_papers_setting():
+    config = TrainConfig()
+    # do_train.sh: --e_3d_weight 60 (both 3D terms); e_loss_weight 60; no weight decay in the losses.
+    assert (config.kp_2d_weight, config.joints_3d_weight, config.smpl_weight, config.adv_weight) == (60, 60, 60, 1)
+    assert config.encoder_weight_decay == 0 and config.disc_weight_decay == 0
+    assert (config.encoder_lr, config.disc_lr, config.batch_size) == (1e-5, 1e-4, 64)
+
+
+def test_initial_theta_is_hmrs_mean_param():
+    gen = torch.Generator().manual_seed(0)
+    pool = PosePool(torch.randn(50, 72, generator=gen), torch.randn(50, 10, generator=gen))
+    theta = train.initial_theta(pool)
+    assert_close = torch.testing.assert_close
+    assert_close(theta[:3], torch.tensor([0.9, 0.0, 0.0]))
+    assert_close(theta[3:6], torch.tensor([torch.pi, 0.0, 0.0]))
+    assert_close(theta[6:75], pool.pose[:, 3:].mean(0))
+    assert_close(theta[75:], pool.shape.mean(0))
+
+
+def test_cosine_schedule_is_a_function_of_the_step():
+    config = make_config(lr_schedule="cosine", max_steps=100, encoder_lr=1e-3)
+    assert train.learning_rate_factor(config, 0) == 1.0
+    assert train.learning_rate_factor(config, 50) == pytest.approx(0.5)
+    assert train.learning_rate_factor(config, 100) == pytest.approx(0.0)
+    assert train.learning_rate_factor(make_config(), 12345) == 1.0
+    with pytest.raises(ValueError, match="lr_schedule must be"):
+        train.learning_rate_factor(make_config(lr_schedule="step"), 1)
+
+
+def test_discriminator_heads_are_logged_separately():
+    scores = torch.cat((torch.full((6, 23), 0.2), torch.full((6, 1), 0.9), torch.full((6, 1), 0.5)), dim=1)
+    log = train.discriminator_head_outputs(scores, "fake")
+    assert log == pytest.approx({"d_fake_joints": 0.2, "d_fake_all_joints": 0.9, "d_fake_shape": 0.5})
+
+
+def test_trains_efficientnet_lite0_with_frozen_blocks(tmp_path, fixture_data):
+    history = train.train(tiny(tmp_path, encoder="efficientnet_lite0", encoder_frozen_blocks=3, max_steps=2,
+                               eval_every=0, ckpt_every=2, train_init_theta=True, lr_schedule="cosine"),
+                          data=fixture_data())
+    assert len(history) == 2
+    assert {"d_real_all_joints", "d_fake_all_joints", "d_real_shape", "d_fake_joints"} <= set(history[-1])
+    ckpt = read_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    assert "_blocks.15._project_conv.weight" in {k.removeprefix("encoder.") for k in ckpt["hmr"]}
+    with pytest.raises(ValueError, match="encoder_frozen_blocks is for encoder='efficientnet_lite0'"):
+        train.train(tiny(tmp_path / "r18", encoder="resnet18", encoder_frozen_blocks=2), data=fixture_data())
