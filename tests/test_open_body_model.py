@@ -2,12 +2,14 @@
 
 The model file is checked against SMPL's conventions (keys, shapes, dtypes, T-pose, axes, regressors)
 and posed with two independent implementations of SMPL (the float64 NumPy oracle ``tests/numpy_smpl.py``
-and ``smplx.lbs``). The last test rebuilds the model from Anny and checks that it reproduces the file.
+and ``smplx.lbs``). The last tests rebuild the model from Anny and check that it reproduces the file, up
+to the diagonal along which a few quads are split (see ``same_surface_up_to_quad_diagonals``).
 """
 
 import json
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -382,7 +384,109 @@ def test_import_does_not_need_anny():
 # --- The build reproduces the committed file ------------------------------------------------------------
 
 
+MAX_FLIPPED_QUAD_SHARE = 0.01  # of the faces: a handful of ties flip, a changed body changes far more
+
+
+def rotate_to_smallest(face) -> tuple[int, ...]:
+    """The triangle's vertex ids, turned so that the smallest comes first (orientation kept)."""
+    face = [int(v) for v in face]
+    first = face.index(min(face))
+    return tuple(face[first:] + face[:first])
+
+
+def quads_of(triangles: list[tuple[int, ...]]) -> dict[frozenset, tuple]:
+    """Every quad that two of ``triangles`` sharing an edge form, keyed by its 4 directed boundary edges."""
+    by_edge: dict[frozenset, list[tuple[int, ...]]] = {}
+    for face in triangles:
+        for k in range(3):
+            by_edge.setdefault(frozenset((face[k], face[k - 1])), []).append(face)
+    quads = {}
+    for edge, faces in by_edge.items():
+        if len(faces) == 2:
+            directed = {(face[k - 1], face[k]) for face in faces for k in range(3)}
+            quads[frozenset(d for d in directed if frozenset(d) != edge)] = tuple(faces)
+    return quads
+
+
+def same_surface_up_to_quad_diagonals(committed: np.ndarray, rebuilt: np.ndarray, max_flipped: int) -> int:
+    """Check that two (F, 3) face arrays are the same mesh, but for quads split along the other diagonal.
+
+    Anny triangulates its quad mesh along each quad's shorter diagonal (``anny.utils.mesh_utils``). Where the
+    two diagonals are equally long to the last bits, the choice follows the floating-point rounding of the
+    installed numpy/torch, and the two triangles of that quad come out as the other pair: the same quad,
+    the same surface. Every face that differs must be one of such a pair, whose quad (its directed boundary,
+    so orientation counts) is a quad of the other file; the number of faces and the vertices used must be
+    equal, and at most ``max_flipped`` quads may flip. Face order is not compared.
+
+    Returns:
+        The number of flipped quads.
+
+    Raises:
+        AssertionError: naming the first faces that no flip explains.
+    """
+    assert rebuilt.shape == committed.shape, f"faces {rebuilt.shape} != committed {committed.shape}"
+    np.testing.assert_array_equal(np.unique(rebuilt), np.unique(committed), err_msg="vertices used by faces")
+    committed_faces = Counter(rotate_to_smallest(face) for face in committed)
+    rebuilt_faces = Counter(rotate_to_smallest(face) for face in rebuilt)
+    only_committed = list((committed_faces - rebuilt_faces).elements())
+    only_rebuilt = list((rebuilt_faces - committed_faces).elements())
+    committed_quads, rebuilt_quads = quads_of(only_committed), quads_of(only_rebuilt)
+    flipped = committed_quads.keys() & rebuilt_quads.keys()
+    explained_committed = {face for quad in flipped for face in committed_quads[quad]}
+    explained_rebuilt = {face for quad in flipped for face in rebuilt_quads[quad]}
+    unexplained = [face for face in only_committed if face not in explained_committed]
+    unexplained += [face for face in only_rebuilt if face not in explained_rebuilt]
+    assert not unexplained, f"{len(unexplained)} faces differ beyond a quad's diagonal, e.g. {unexplained[:4]}"
+    assert len(only_committed) == len(only_rebuilt) == 2 * len(flipped)
+    assert len(flipped) <= max_flipped, f"{len(flipped)} quads flipped their diagonal (at most {max_flipped})"
+    return len(flipped)
+
+
+# A strip of 3 quads, 0-1-2-3 over 4-5-6-7, each split along its 0-5 style diagonal, oriented consistently.
+STRIP = np.array([[0, 4, 5], [5, 1, 0], [1, 5, 6], [6, 2, 1], [2, 6, 7], [7, 3, 2]])
+
+
+def test_quad_comparison_accepts_a_flipped_diagonal():
+    assert same_surface_up_to_quad_diagonals(STRIP, STRIP[[1, 0, 2, 3, 5, 4]], max_flipped=0) == 0
+    rebuilt = STRIP.copy()
+    rebuilt[2:4] = [[1, 5, 2], [2, 5, 6]]  # the middle quad along 2-5 instead of 1-6
+    assert same_surface_up_to_quad_diagonals(STRIP, rebuilt, max_flipped=1) == 1
+    both = rebuilt.copy()
+    both[4:6] = [[2, 6, 3], [3, 6, 7]]  # and its neighbour
+    assert same_surface_up_to_quad_diagonals(STRIP, both, max_flipped=2) == 2
+
+
+@pytest.mark.parametrize(
+    ("what", "rebuilt"),
+    [
+        ("a moved vertex", [[0, 4, 5], [5, 1, 0], [1, 5, 6], [6, 3, 1], [2, 6, 7], [7, 3, 2]]),
+        ("a flipped quad turned inside out", [[0, 4, 5], [5, 1, 0], [1, 2, 5], [2, 6, 5], [2, 6, 7], [7, 3, 2]]),
+        ("a triangle's orientation", [[0, 5, 4], [5, 1, 0], [1, 5, 6], [6, 2, 1], [2, 6, 7], [7, 3, 2]]),
+        ("a face fewer", [[0, 4, 5], [5, 1, 0], [1, 5, 6], [6, 2, 1], [2, 6, 7]]),
+        ("a vertex unused", [[0, 4, 5], [5, 1, 0], [1, 5, 6], [6, 2, 1], [2, 6, 7], [7, 2, 6]]),
+    ],
+)
+def test_quad_comparison_rejects_a_changed_mesh(what, rebuilt):
+    with pytest.raises(AssertionError):
+        same_surface_up_to_quad_diagonals(STRIP, np.array(rebuilt), max_flipped=3)
+
+
+def test_quad_comparison_caps_the_flips():
+    rebuilt = STRIP.copy()
+    rebuilt[2:4] = [[1, 5, 2], [2, 5, 6]]
+    with pytest.raises(AssertionError, match="1 quads flipped"):
+        same_surface_up_to_quad_diagonals(STRIP, rebuilt, max_flipped=0)
+
+
 def test_rebuild_reproduces_committed_model(model, tmp_path):
+    """Rebuild the model from Anny and compare it with the committed file.
+
+    The comparison is robust rather than the build deterministic: Anny splits each quad of its mesh
+    along the shorter diagonal, and for a few quads whose diagonals tie in floating point the choice
+    changes with the numpy/torch that pip installs (24 face indices of 80,916 did). That is the same
+    surface, so faces are compared up to such flips (``same_surface_up_to_quad_diagonals``, at most 1 %
+    of the faces); the body's arrays are compared with tolerances, and everything else exactly.
+    """
     pytest.importorskip("anny")
     built = obm.build_open_body_model(obm.OpenModelConfig(), progress=False)
     path = tmp_path / "open_body_model.npz"
@@ -390,7 +494,10 @@ def test_rebuild_reproduces_committed_model(model, tmp_path):
     with np.load(path, allow_pickle=False) as data:
         rebuilt = {key: data[key] for key in data.files}
     assert set(rebuilt) == set(model)
-    for key in ("f", "kintree_table", "face_vertex_ids"):
+    assert rebuilt["f"].dtype == model["f"].dtype
+    max_flipped = int(MAX_FLIPPED_QUAD_SHARE * len(model["f"]))
+    same_surface_up_to_quad_diagonals(model["f"], rebuilt["f"], max_flipped)
+    for key in ("kintree_table", "face_vertex_ids"):
         np.testing.assert_array_equal(rebuilt[key], model[key], err_msg=key)
     for key in ("J_regressor", "J_regressor_lsp"):
         np.testing.assert_array_equal(rebuilt[key] > 0, model[key] > 0, err_msg=f"{key} sparsity pattern")
