@@ -18,7 +18,8 @@ Variants (``VARIANTS``):
 Everything lands in ``--out``: a run directory per variant (checkpoints; an interrupted ablation
 continues where it stopped: a finished variant is skipped, a started one resumes) and the result files,
 ``<variant>.json`` (the ``hmr_core.evaluate`` JSON plus the variant's overrides and training time) and
-``summary.json`` (one row per variant and split, with device, date and budget).
+``summary.json`` (one row per variant and split, with device, date and budget). The book's measured
+summary is copied to ``BOOK_SUMMARY``, inside the package, so that the chapter finds it wherever it runs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ import torch
 from hmr_core.checkpoints import CHECKPOINT_NAME, read_checkpoint
 from hmr_core.config import TrainConfig, make_config
 from hmr_core.evaluate import evaluate_checkpoint, results_json
+
+# The book's ablation: ``summary.json`` of an H100 run, copied here; chapter "Evaluation" shows it when it exists.
+BOOK_SUMMARY = Path(__file__).parent / "data" / "ablation_summary.json"
 
 VARIANTS: dict[str, dict] = {
     "full": {},

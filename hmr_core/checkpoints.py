@@ -26,6 +26,9 @@ CHECKPOINT_NAME = "checkpoint.pt"  # what ``hmr_core.train`` writes in a run dir
 # The book's small model (preset ``book_cpu``: ResNet-18, 112-pixel crops, trained on a CPU in the
 # synthetic world), exported with ``export_weights``; ``docs/results/book_model.md`` says how it was made.
 BOOK_MODEL = Path(__file__).parent / "data" / "book_model.pt"
+# Its evaluation on the synthetic test and ood splits (``python -m hmr_core.evaluate --out``), shipped with
+# the package so that a chapter run outside the checkout (Colab) finds it.
+BOOK_MODEL_EVAL = Path(__file__).parent / "data" / "book_model_eval.json"
 REQUIRED_CHECKPOINT_KEYS = ("hmr", "config", "step", "model_name")
 RESUME_CHECKPOINT_KEYS = REQUIRED_CHECKPOINT_KEYS + ("disc", "encoder_optimizer", "disc_optimizer", "rng", "history")
 

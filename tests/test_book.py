@@ -139,9 +139,14 @@ def test_nothing_is_fetched_from_the_network(html_dir, page):
 
 
 def test_colab_launch_buttons(html_dir):
+    # The buttons point at the repository that _config.yml names, as the chapters' install cells do.
+    import yaml
+
+    repository = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))["repository"]
+    github = repository["url"].rstrip("/").removeprefix("https://github.com/")
     for page in SLIDER_PAGES:
         html = read_page(html_dir, page)
-        url = f"https://colab.research.google.com/github/hmr-book/hmr-book/blob/main/{page}.ipynb"
+        url = f"https://colab.research.google.com/github/{github}/blob/{repository['branch']}/{page}.ipynb"
         assert url in html, f"{page}: no Colab launch button to {url}"
 
 
