@@ -23,8 +23,9 @@ from hmr_core.hmr import HMR
 from hmr_core.model_files import OPEN_MODEL_PATH
 
 CHECKPOINT_NAME = "checkpoint.pt"  # what ``hmr_core.train`` writes in a run directory
-# The book's small model (preset ``book_cpu``: ResNet-18, 112-pixel crops, trained on a CPU in the
-# synthetic world), exported with ``export_weights``; ``docs/results/book_model.md`` says how it was made.
+# The book's small model (preset ``book_cpu``: ImageNet EfficientNet-Lite0 on 128-pixel crops, fine-tuned
+# on a CPU in the synthetic world), exported with ``export_weights``; ``docs/results/book_model.md`` says
+# how it was made.
 BOOK_MODEL = Path(__file__).parent / "data" / "book_model.pt"
 # Its evaluation on the synthetic test and ood splits (``python -m hmr_core.evaluate --out``), shipped with
 # the package so that a chapter run outside the checkout (Colab) finds it.

@@ -447,8 +447,8 @@ def main(argv=None) -> int:
             model, smpl = HMR().to(device).eval(), SMPL(args.model_path).to(device)
         else:
             if args.checkpoint is None:
-                print(f"note: no --checkpoint: using the book's small model ({BOOK_MODEL.name}, ResNet-18 trained "
-                      "on a CPU in the synthetic world); expect rough results on real photographs", file=sys.stderr)
+                print(f"note: no --checkpoint: using the book's small model ({BOOK_MODEL.name}, trained on a CPU in "
+                      "the synthetic world only); expect rough results on real photographs", file=sys.stderr)
             loaded = load_model(args.checkpoint or BOOK_MODEL, device, args.model_path)
             model, smpl = loaded.hmr, loaded.smpl
         out = run_demo(args.image, args.out_dir, model, smpl, args.box, args.render_backend, args.random_init)
