@@ -117,13 +117,14 @@ def encoder_losses(pred, batch: dict, config: TrainConfig) -> dict[str, torch.Te
 
 
 def weighted_encoder_loss(terms: dict[str, torch.Tensor], config: TrainConfig) -> torch.Tensor:
-    """λ·L_reproj + L_3D joints + L_3D params, with the config's named weights (no adversarial term)."""
+    """λ·L_reproj + λ·(L_3D joints + L_3D params) (HMR, Sec. 3; ``do_train.sh``: λ = 60 on each), with the
+    config's named weights, no adversarial term."""
     return (config.kp_2d_weight * terms["kp_2d"] + config.joints_3d_weight * terms["joints_3d"]
             + config.smpl_weight * terms["smpl"])
 
 
 def encoder_step(hmr, disc, smpl, batch: dict, optimizer, scaler_ctx, config: TrainConfig):
-    """One update of the encoder and regressor: L = λ·L_reproj + L_3D + L_adv (HMR, Sec. 3).
+    """One update of the encoder and regressor: L = λ(L_reproj + 𝟙·L_3D) + L_adv (HMR, Sec. 3).
 
     Returns:
         ``(log, fake_rotmats, fake_betas)``: the log dict of floats, and the predicted (B·T, 24, 3, 3)
