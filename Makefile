@@ -19,7 +19,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) --upgrade pip
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) "$(TORCH)"
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
@@ -58,7 +58,7 @@ pins:
 	"$$tmp/venv/bin/python" -m pip install --quiet -e ".[$(EXTRAS)]"; \
 	{ echo "# Versions that make, .ci/run and environment.yml install (pip install -c constraints.txt)."; \
 	  echo "# Resolved with Python $$("$$tmp/venv/bin/python" -c 'import platform; print(platform.python_version())') on $$(date -u +%F) by \`make pins\`; torch is not pinned here."; \
-	  "$$tmp/venv/bin/python" -m pip freeze --exclude-editable \
+	  "$$tmp/venv/bin/python" -m pip freeze --all --exclude-editable \
 	    | grep -viE '^(torch|triton|pytorch-triton)==|^(nvidia|cuda)-|^hmr[-_]core\b'; } > "$$tmp/constraints.txt"; \
 	mv "$$tmp/constraints.txt" $(CONSTRAINTS)
 	@echo "wrote $(CONSTRAINTS); review with git diff $(CONSTRAINTS)"

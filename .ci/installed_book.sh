@@ -43,7 +43,7 @@ EOF
 # A fresh environment with the wheel and the versions pinned in constraints.txt.
 "$PYTHON" -m venv "$WORK/venv"
 VPY=$WORK/venv/bin/python
-"$VPY" -m pip install --quiet --upgrade pip
+"$VPY" -m pip install --quiet -c "$REPO/constraints.txt" --upgrade pip
 "$VPY" -m pip install --quiet -c "$REPO/constraints.txt" "$TORCH"
 "$VPY" -m pip install --quiet -c "$REPO/constraints.txt" "$WHEEL[$EXTRAS]"
 "$VPY" -m ipykernel install --sys-prefix --name python3 >/dev/null
