@@ -166,7 +166,7 @@ def test_screenshot(html_dir, screenshot_dir, page, tmp_path):
 
     name = page.replace("/", "_")
     path = screenshot_dir / f"{name}.png"
-    height = 4000 if page == "chapters/intro" else 26000
+    height = 4000 if page == "chapters/intro" else 40000
     result = chromium(f"--screenshot={path}", f"--window-size=1280,{height}",
                       (html_dir / f"{page}.html").as_uri(), profile=tmp_path / "profile")
     assert path.is_file(), f"Chromium wrote no screenshot of {page}:\n{result.stderr[-2000:]}"
