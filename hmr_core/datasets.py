@@ -200,7 +200,7 @@ def read_npz(path: str | Path, error: type[ValueError] = DatasetError, what: str
 
     Args:
         path: the ``.npz`` file.
-        error: the exception class to raise (e.g. ``DatasetError``, ``pose_prior.PosePoolError``).
+        error: the exception class to raise (e.g. ``DatasetError``, ``pose_pool.PosePoolError``).
         what: what the file is, for the messages ("annotation file", "pose pool").
 
     Returns:

@@ -10,8 +10,8 @@ reasoning behind every choice is in ``docs/evaluation.md``):
 * 2D keypoints: PCK of the 14 LSP keypoints at 0.05 and 0.1 of the crop size (the person box), for 2D-only
   datasets such as LSP.
 * Plausibility of the predicted θ: the share of poses with at least one joint outside the pose prior's
-  anatomical limits (``pose_prior.joint_limit_violations``), the mean share of joints outside them, and
-  the share of bodies whose capsules pass through each other (``pose_prior.self_penetration``).
+  anatomical limits (``joint_limits.joint_limit_violations``), the mean share of joints outside them, and
+  the share of bodies whose capsules pass through each other (``self_contact.self_penetration``).
 * The heading: the angle between the predicted and the true root rotation (geodesic, degrees; median
   and mean), on samples with SMPL labels. PA-MPJPE forgives a body turned the wrong way; MPJPE and this
   angle do not, so a heading failure shows at once.
@@ -224,13 +224,14 @@ def plausibility(pose: torch.Tensor, capsules) -> tuple[torch.Tensor, torch.Tens
 
     Args:
         pose: (N, T, 72) axis-angle θ.
-        capsules: ``pose_prior.BodyCapsules`` of the body model.
+        capsules: ``self_contact.BodyCapsules`` of the body model.
 
     Returns:
         ``(outside, penetrating)``: (T, N) share of the 23 body joints outside their limits, and (T, N)
         bool whether the body passes through itself.
     """
-    from hmr_core.pose_prior import joint_limit_violations, self_penetration
+    from hmr_core.joint_limits import joint_limit_violations
+    from hmr_core.self_contact import self_penetration
 
     num, iters = pose.shape[:2]
     flat = pose.transpose(0, 1).reshape(iters * num, constants.POSE_DIM)  # (T·N, 72), iteration-major
@@ -391,7 +392,7 @@ def evaluate_dataset(model: HMR, smpl: SMPL, loader: Iterable[dict], name: str =
             ``HMRDataset`` without augmentation).
         name: row label.
         protocol: what the data is (printed with the table).
-        capsules: ``pose_prior.BodyCapsules`` for the self-penetration test; None fits them to ``smpl``.
+        capsules: ``self_contact.BodyCapsules`` for the self-penetration test; None fits them to ``smpl``.
         max_samples: stop after this many samples (None: all).
         progress: show a progress bar.
 
@@ -403,7 +404,7 @@ def evaluate_dataset(model: HMR, smpl: SMPL, loader: Iterable[dict], name: str =
     """
     from tqdm.auto import tqdm
 
-    from hmr_core.pose_prior import body_capsules
+    from hmr_core.self_contact import body_capsules
 
     device = next(model.parameters()).device
     capsules = body_capsules(smpl) if capsules is None else capsules

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hmr_core import constants
 from hmr_core.config import TrainConfig
-from hmr_core.pose_prior import PosePool
+from hmr_core.pose_pool import PosePool
 
 
 def _seed(*numbers: int) -> int:
@@ -140,7 +140,8 @@ class TrainingData:
 
 def build_pose_pool(config: TrainConfig) -> PosePool:
     """The "real" poses for the discriminator: a mocap pool file, or the pose prior (synthetic world)."""
-    from hmr_core.pose_prior import load_pose_pool, sample_poses
+    from hmr_core.pose_pool import load_pose_pool
+    from hmr_core.pose_prior import sample_poses
 
     if config.pose_pool:
         return load_pose_pool(config.pose_pool)

@@ -11,9 +11,10 @@ from hmr_core.checkpoints import CHECKPOINT_NAME, CheckpointError
 from hmr_core.camera import normalized_to_pixel
 from hmr_core.config import make_config
 from hmr_core.hmr import HMR, predict_bodies
+from hmr_core.joint_limits import joint_limit_violations
 from hmr_core.metrics import mpjpe, pa_mpjpe, pck2d, pck3d, pck3d_auc, per_joint_error, root_align
-from hmr_core.pose_prior import body_capsules, joint_limit_violations, self_penetration
 from hmr_core.rotation import axis_angle_to_matrix
+from hmr_core.self_contact import body_capsules, self_penetration
 
 NUM = 8  # test images; ResNet-50 on 8 crops takes a few seconds on a CPU
 

@@ -5,33 +5,30 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from hmr_core import constants, pose_prior
+from hmr_core import constants, pose_prior, self_contact
+from hmr_core.archetypes import ARCHETYPES
 from hmr_core.augment import flip_pose
 from hmr_core.body_model import SMPL
-from hmr_core.lbs import forward_kinematics
-from hmr_core.model_files import OPEN_MODEL_PATH
-from hmr_core.pose_prior import (
-    ARCHETYPES,
+from hmr_core.joint_limits import (
     JOINT_LIMITS,
-    PosePoolError,
-    PosePriorConfig,
     anatomical_frames,
     anatomical_to_pose,
     anatomical_to_rotmat,
-    body_capsules,
     clamp_to_limits,
     inside_polygon,
     joint_limit_table,
     joint_limit_violations,
-    load_pose_pool,
     nearest_on_polygon,
     pose_to_anatomical,
     rotmat_to_anatomical,
-    sample_poses,
-    segment_distance,
-    self_penetration,
     within_limits,
 )
+from hmr_core.lbs import forward_kinematics
+from hmr_core.model_files import OPEN_MODEL_PATH
+from hmr_core.pose_pool import PosePoolError, load_pose_pool
+from hmr_core.pose_prior import PosePriorConfig, sample_poses
+from hmr_core.rotation import axis_angle_to_matrix
+from hmr_core.self_contact import body_capsules, segment_distance, self_penetration
 
 needs_open_model = pytest.mark.skipif(not OPEN_MODEL_PATH.is_file(), reason="the open body model file is not built yet")
 J = {name: j for j, name in enumerate(constants.SMPL_JOINT_NAMES)}
@@ -46,14 +43,14 @@ def one_joint_pose(joint: str, angles_deg) -> torch.Tensor:
 
 def template_joints(pose: torch.Tensor) -> torch.Tensor:
     rest = torch.tensor(constants.TEMPLATE_REST_JOINTS, dtype=torch.float64)[None].expand(pose.shape[0], -1, -1)
-    rotmats = pose_prior.axis_angle_to_matrix(pose.reshape(-1, 24, 3))
+    rotmats = axis_angle_to_matrix(pose.reshape(-1, 24, 3))
     return forward_kinematics(rotmats, rest, constants.SMPL_PARENTS)[0]
 
 
 @pytest.fixture(scope="module")
 def capsules():
     """Capsules of the open model when it is built, else of the template skeleton."""
-    return pose_prior.default_capsules()
+    return self_contact.default_capsules()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -194,7 +191,7 @@ def test_segment_distance_known_values_and_brute_force():
 def test_template_capsules_fall_back_to_joint_positions():
     capsules = body_capsules(None)
     assert capsules.radii_from == "joints"
-    assert capsules.radius.shape == (len(pose_prior.CAPSULES),) and (capsules.radius > 0).all()
+    assert capsules.radius.shape == (len(self_contact.CAPSULES),) and (capsules.radius > 0).all()
     assert not self_penetration(torch.zeros(1, 72), capsules).any()
 
 
@@ -202,7 +199,7 @@ def test_template_capsules_fall_back_to_joint_positions():
 def test_mesh_capsules_have_body_sized_radii():
     capsules = body_capsules(SMPL())
     assert capsules.radii_from == "mesh"
-    radius = {spec.name: float(r) for spec, r in zip(pose_prior.CAPSULES, capsules.radius)}
+    radius = {spec.name: float(r) for spec, r in zip(self_contact.CAPSULES, capsules.radius)}
     assert 0.03 < radius["left_thigh"] < 0.1 and 0.01 < radius["left_forearm"] < 0.05
     assert 0.04 < radius["head"] < 0.12 and 0.04 < radius["chest"] < 0.2
     assert radius["left_thigh"] == pytest.approx(radius["right_thigh"], abs=1e-3)
@@ -270,7 +267,7 @@ def test_lying_bodies_lie_down(capsules):
     names = [a.name for a in ARCHETYPES]
     config = PosePriorConfig(archetype_weights={n: float(n == "lying") for n in names}, blend_probability=0.0)
     lying = sample_poses(100, torch.Generator().manual_seed(7), config, capsules=capsules)
-    up = pose_prior.axis_angle_to_matrix(lying.global_orient.double())[:, :, 1]  # the body's long axis in the world
+    up = axis_angle_to_matrix(lying.global_orient.double())[:, :, 1]  # the body's long axis in the world
     assert (up[:, 1].abs() < math.sin(math.radians(35))).all()
 
 

@@ -46,7 +46,7 @@ def test_keypoints_are_the_projection_of_smpl(world, batch):
 
 def test_upright_in_the_camera_frame(batch):
     """Standing-like bodies (not lying, not bending) have the head above the ankles in the image (y down)."""
-    from hmr_core.pose_prior import ARCHETYPES
+    from hmr_core.archetypes import ARCHETYPES
 
     names = [a.name for a in ARCHETYPES]
     upright = np.isin(batch["archetype"], [names.index(n) for n in ("standing", "walking", "running", "reaching",

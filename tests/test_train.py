@@ -12,7 +12,7 @@ from hmr_core.checkpoints import CHECKPOINT_NAME, CheckpointError, read_checkpoi
 from hmr_core.config import TrainConfig, make_config
 from hmr_core.datasets import HMRDataset, write_fixture_dataset
 from hmr_core.loaders import StepBatchSampler, TrainingData
-from hmr_core.pose_prior import PosePool
+from hmr_core.pose_pool import PosePool
 
 IMG = 64  # small crops keep ResNet-50 quick on a CPU
 
@@ -189,7 +189,7 @@ from hmr_core import train
 from hmr_core.config import make_config
 from hmr_core.datasets import HMRDataset
 from hmr_core.loaders import TrainingData
-from hmr_core.pose_prior import PosePool
+from hmr_core.pose_pool import PosePool
 ds = HMRDataset({str(data_root / 'with3d.npz')!r}, {str(data_root / 'images')!r}, out_size={IMG})
 pool = PosePool(torch.zeros(50, 72), torch.zeros(50, 10))
 config = make_config("tiny_cpu", run_dir={str(tmp_path / 'ddp')!r}, batch_size=2, max_steps=2,
