@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from numpy_smpl import smpl as numpy_smpl
 
+from hmr_core import anny_to_smpl, open_body_fit
 from hmr_core import open_body_model as obm
 from hmr_core.constants import (
     FACE_KEYPOINT_NAMES,
@@ -294,17 +295,17 @@ def test_numpy_lbs_matches_smplx(model, model64, bent_pose):
 
 def test_anny_to_smpl_axes_known_values():
     # Anny's up (+z) is SMPL's up (+y); Anny's front (-y) is SMPL's front (+z); left (+x) stays +x.
-    np.testing.assert_array_equal(obm.anny_to_smpl_axes(np.array([0.0, 0.0, 1.0])), [0.0, 1.0, 0.0])
-    np.testing.assert_array_equal(obm.anny_to_smpl_axes(np.array([0.0, -1.0, 0.0])), [0.0, 0.0, 1.0])
-    np.testing.assert_array_equal(obm.anny_to_smpl_axes(np.array([1.0, 0.0, 0.0])), [1.0, 0.0, 0.0])
-    assert np.linalg.det(obm.ANNY_TO_SMPL_ROTATION) == pytest.approx(1.0)
+    np.testing.assert_array_equal(anny_to_smpl.anny_to_smpl_axes(np.array([0.0, 0.0, 1.0])), [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(anny_to_smpl.anny_to_smpl_axes(np.array([0.0, -1.0, 0.0])), [0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(anny_to_smpl.anny_to_smpl_axes(np.array([1.0, 0.0, 0.0])), [1.0, 0.0, 0.0])
+    assert np.linalg.det(anny_to_smpl.ANNY_TO_SMPL_ROTATION) == pytest.approx(1.0)
 
 
 def test_minimal_rotation():
     rng = np.random.default_rng(0)
     source, target = rng.normal(size=(8, 3)), rng.normal(size=(8, 3))
     source[0] = target[0]  # zero angle
-    rotation = obm.minimal_rotation(source, target)
+    rotation = anny_to_smpl.minimal_rotation(source, target)
     np.testing.assert_allclose(
         rotation @ rotation.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (8, 3, 3)), atol=1e-12
     )
@@ -341,12 +342,12 @@ def test_minimal_rotation():
     ],
 )
 def test_anny_bone_to_smpl_part(bone, part):
-    assert obm.anny_bone_to_smpl_part(bone) == part
+    assert anny_to_smpl.anny_bone_to_smpl_part(bone) == part
 
 
 def test_anny_bone_to_smpl_part_fails_loudly():
     with pytest.raises(KeyError, match="tail"):
-        obm.anny_bone_to_smpl_part("tail")
+        anny_to_smpl.anny_bone_to_smpl_part("tail")
 
 
 def test_fit_shape_space_recovers_a_low_rank_population():
@@ -355,13 +356,13 @@ def test_fit_shape_space_recovers_a_low_rank_population():
     scales = np.array([3.0, 2.0, 1.0])
     coefficients = rng.normal(size=(4000, 3)) * scales
     bodies = mean + np.einsum("nk,kvc->nvc", coefficients, directions)
-    space = obm.fit_shape_space(bodies, 3)
+    space = open_body_fit.fit_shape_space(bodies, 3)
     np.testing.assert_allclose(space.variance_ratio.sum(), 1.0, atol=1e-9)
-    betas = obm.project_to_shape_space(bodies[:5], space)
+    betas = open_body_fit.project_to_shape_space(bodies[:5], space)
     reconstructed = space.mean + np.einsum("vck,nk->nvc", space.shapedirs, betas)
     np.testing.assert_allclose(reconstructed, bodies[:5], atol=1e-9, rtol=0)
     np.testing.assert_allclose(betas.std(), 1.0, atol=0.5)  # β ~ N(0, I) on the population
-    all_betas = obm.project_to_shape_space(bodies, space)
+    all_betas = open_body_fit.project_to_shape_space(bodies, space)
     np.testing.assert_allclose(all_betas.std(axis=0), 1.0, atol=1e-3)
 
 
@@ -372,7 +373,7 @@ def test_fit_sparse_regressor_recovers_a_convex_combination():
     true[[3, 7, 11]] = [0.5, 0.3, 0.2]
     targets = np.einsum("v,nvc->nc", true, vertices)
     candidates = np.arange(0, 20)
-    weights = obm.fit_sparse_regressor(vertices, targets, candidates)
+    weights = open_body_fit.fit_sparse_regressor(vertices, targets, candidates)
     np.testing.assert_allclose(weights, true[candidates], atol=1e-6, rtol=0)
 
 
