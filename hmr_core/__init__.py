@@ -1,10 +1,12 @@
 """hmr_core: the code of the executable book on HMR (Kanazawa et al., CVPR 2018).
 
-SMPL from scratch (``rotation``, ``lbs``, ``body_model``, ``model_files``, ``open_body_model``), the camera
-and rendering (``camera``, ``render``, ``interactive``), data (``pose_prior``, ``synthetic``, ``datasets``,
-``augment``, ``sampling``, ``loaders``), the network and its training (``encoder``, ``regressor``,
-``discriminator``, ``hmr``, ``losses``, ``config``, ``train``), evaluation (``metrics``, ``evaluate``,
-``demo``) and benchmarks (``bench``). See README.md for the commands.
+SMPL from scratch (``rotation``, ``lbs``, ``body_model``, ``model_files``), the open body model
+(``open_body_model``, ``anny_bodies``, ``anny_to_smpl``, ``open_body_fit``), the camera and rendering
+(``camera``, ``render``, ``interactive``), data (``joint_limits``, ``self_contact``, ``archetypes``,
+``pose_prior``, ``pose_pool``, ``synthetic``, ``datasets``, ``augment``, ``sampling``, ``loaders``), the
+network and its training (``encoder``, ``regressor``, ``discriminator``, ``hmr``, ``losses``, ``config``,
+``train``), evaluation (``metrics``, ``evaluate``, ``demo``) and benchmarks (``bench``). See README.md for the
+commands.
 """
 
 from hmr_core.body_model import SMPL, SMPLOutput
