@@ -1,4 +1,4 @@
-"""Anatomical joint limits: the range of motion of each of SMPL's joints (chapter "The adversarial prior").
+"""Anatomical joint limits: the range of motion of each SMPL joint (chapter "The factorized adversarial prior").
 
 Joint limits are written in anatomical coordinates, one per joint. A joint's rotation R is split into a
 *swing* of its segment and a *twist* about the segment (Baerlocher & Boulic, "Parametrization and range
