@@ -123,6 +123,11 @@ NUM_SPIN_JOINTS = len(SPIN_JOINT_NAMES)  # 24
 # Row of SPIN's 24 joints that holds each of HMR's 19 keypoints, and each of the 14 LSP 3D joints.
 SPIN_TO_KEYPOINT = tuple(SPIN_JOINT_NAMES.index(name) for name in KEYPOINT_NAMES)
 SPIN_TO_LSP_3D = tuple(SPIN_JOINT_NAMES.index(name) for name in LSP_JOINT_NAMES)
+# SPIN's Human3.6M and MPI-INF-3DHP files leave the LSP head top (slot 13) empty and put their head joint
+# in slot 18, "Head (H36M)" (SPIN's preprocess/h36m.py and mpi_inf_3dhp.py); SPIN's J24_TO_J14 and HMR's
+# own 14 joints for both datasets use that head as the 14th joint. So where slot 13 has no label, the
+# head top is read from this slot, in 2D and in 3D.
+SPIN_HEAD_TOP_FALLBACK = SPIN_JOINT_NAMES.index("head")  # 18
 # A box of side BOX_SCALE_UNIT · scale pixels around ``center`` holds the person (SPIN's and HMR's
 # convention: ``scale`` = box size / 200).
 BOX_SCALE_UNIT = 200.0

@@ -22,7 +22,8 @@ key                   shape         meaning
 Only ``imgname``, ``center`` and ``scale`` are always there; a missing ``part``, ``S`` or
 ``pose``/``shape`` means the dataset has no such labels (their ``has_*`` is 0). SPIN's 24 joints map to
 HMR's 19 keypoints (``constants.SPIN_TO_KEYPOINT``) and to the 14 LSP 3D joints
-(``constants.SPIN_TO_LSP_3D``). Where each dataset comes from, its terms, and the folder layout are in
+(``constants.SPIN_TO_LSP_3D``); the head top falls back to SPIN's slot 18 where slot 13 is empty
+(Human3.6M, MPI-INF-3DHP), so those datasets have all 14 joints as in HMR. Where each dataset comes from, its terms, and the folder layout are in
 ``docs/datasets.md``.
 
 Letters in shapes: N samples, K keypoints (19), J 3D joints (14), H/W image.
@@ -162,31 +163,51 @@ class Annotations(NamedTuple):
     bad_reason: np.ndarray
 
 
+HEAD_TOP = constants.LSP_JOINT_NAMES.index("head_top")
+
+
+def _head_top_fallback(selected: np.ndarray, spin: np.ndarray) -> np.ndarray:
+    """Fill an unlabelled head top (last column 0) from SPIN's slot 18, "Head (H36M)".
+
+    Args:
+        selected: (N, K, C) joints picked from SPIN's 24 (K ≥ 14, the head top at column 13); changed in place.
+        spin: (N, 24, C) SPIN's joints, the last column the visibility or confidence.
+
+    Returns:
+        ``selected``.
+    """
+    empty = selected[:, HEAD_TOP, -1] <= 0  # (N,)
+    selected[empty, HEAD_TOP] = spin[empty, constants.SPIN_HEAD_TOP_FALLBACK]
+    return selected
+
+
 def spin_to_keypoints(part: np.ndarray) -> np.ndarray:
     """SPIN's 24 2D joints to HMR's 19 keypoints (the 14 LSP joints, then nose, eyes, ears).
+
+    The LSP head top comes from SPIN's slot 13, or, where that is unlabelled (Human3.6M, MPI-INF-3DHP),
+    from slot 18 (``constants.SPIN_HEAD_TOP_FALLBACK``), as SPIN's ``J24_TO_J14`` and HMR's data do.
 
     Args:
         part: (N, 24, 3) keypoints and visibility in SPIN's order (``constants.SPIN_JOINT_NAMES``).
 
     Returns:
-        (N, 19, 3) in ``constants.KEYPOINT_NAMES`` order.
+        (N, 19, 3) in ``constants.KEYPOINT_NAMES`` order (a new array).
     """
-    return part[:, list(constants.SPIN_TO_KEYPOINT)]
+    return _head_top_fallback(part[:, list(constants.SPIN_TO_KEYPOINT)], part)
 
 
 def spin_to_joints_3d(joints: np.ndarray) -> np.ndarray:
-    """SPIN's 24 3D joints to the 14 LSP joints HMR's 3D loss uses.
+    """SPIN's 24 3D joints to the 14 LSP joints HMR's 3D loss uses (head top as in ``spin_to_keypoints``).
 
     Args:
         joints: (N, 24, 4) joints and confidence (or (N, 24, 3): confidence 1).
 
     Returns:
-        (N, 14, 4).
+        (N, 14, 4) (a new array).
     """
-    lsp = joints[:, list(constants.SPIN_TO_LSP_3D)]
-    if lsp.shape[-1] == 3:
-        lsp = np.concatenate((lsp, np.ones_like(lsp[..., :1])), axis=-1)
-    return lsp
+    if joints.shape[-1] == 3:
+        joints = np.concatenate((joints, np.ones_like(joints[..., :1])), axis=-1)
+    return _head_top_fallback(joints[:, list(constants.SPIN_TO_LSP_3D)], joints)
 
 
 def _expect(path: Path, key: str, array: np.ndarray, shape: tuple) -> None:

@@ -50,6 +50,32 @@ def test_spin_joints_map_to_hmr_keypoints_by_name():
     assert (spin_to_joints_3d(part)[..., 3] == 1).all()  # (N, 24, 3): confidence 1
 
 
+def test_h36m_head_comes_from_slot_18_when_slot_13_is_empty(tmp_path):
+    """SPIN's Human3.6M and MPI-INF-3DHP files fill slot 18 ("Head (H36M)"), never slot 13 (the LSP
+    head top); HMR's code and SPIN's J24_TO_J14 use that head as the 14th joint, in 2D and 3D."""
+    n = 3
+    rng = np.random.default_rng(0)
+    h36m_slots = [14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6]  # SPIN's preprocess/h36m.py
+    part, joints = np.zeros((n, 24, 3)), np.zeros((n, 24, 4))
+    part[:, h36m_slots] = np.concatenate((rng.uniform(10, 80, (n, 17, 2)), np.ones((n, 17, 1))), axis=-1)
+    joints[:, h36m_slots] = np.concatenate((rng.normal(size=(n, 17, 3)), np.ones((n, 17, 1))), axis=-1)
+    path = tmp_path / "h36m_like.npz"
+    np.savez(path, **spin_arrays(n, part=part, S=joints))
+    ann = load_annotations(path)
+    head = constants.LSP_JOINT_NAMES.index("head_top")
+    assert (ann.keypoints_2d[:, :14, 2] > 0).all() and (ann.joints_3d[..., 3] > 0).all()  # 14 joints, not 13
+    np.testing.assert_allclose(ann.keypoints_2d[:, head, :2], part[:, 18, :2] + 0.5)  # + half a pixel
+    np.testing.assert_allclose(ann.joints_3d[:, head], joints[:, 18].astype(np.float32))
+    # Where slot 13 is labelled (LSP, MPII, COCO), slot 18 is not used.
+    both = part.copy()
+    both[:, 13] = (5.0, 6.0, 1.0)
+    np.testing.assert_array_equal(spin_to_keypoints(both)[:, head], both[:, 13])
+    # Through the dataset: all 14 LSP joints reach the sample, the head inside the crop.
+    write_images(tmp_path / "images", [f"im{i}.jpg" for i in range(n)])
+    sample = HMRDataset(path, tmp_path / "images", augment=NO_AUGMENTATION)[0]
+    assert sample["joints_3d"][:, 3].sum() == 14 and sample["keypoints_2d"][head, 2] == 1
+
+
 def test_every_dataset_names_its_files_and_terms():
     assert set(DATASETS) == {"h36m", "mpi_inf_3dhp", "lsp", "lsp_ext", "mpii", "coco", "3dpw"}
     for info in DATASETS.values():
