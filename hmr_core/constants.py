@@ -81,7 +81,11 @@ SMPL_HEAD_TOP_VERTEX_ID = 411
 # --- Files ------------------------------------------------------------------------------------------
 # Keys every SMPL-format ``.npz`` must hold, and the optional keypoint keys.
 MODEL_REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
-MODEL_KEYPOINT_KEYS = ("J_regressor_lsp", "face_vertex_ids")
+# ``J_regressor_face`` (5, V) regresses the face points; without it they are the vertices ``face_vertex_ids``.
+MODEL_KEYPOINT_KEYS = ("J_regressor_lsp", "J_regressor_face", "face_vertex_ids")
+# HMR's ``neutral_smpl_with_cocoplus_reg.pkl`` holds its 19-keypoint regressor under this key
+# (``src/tf_smpl/batch_smpl.py``: ``joint_type='cocoplus'``): 14 LSP rows, then the 5 face rows.
+COCOPLUS_REGRESSOR_KEY = "cocoplus_regressor"
 # Environment variable that points at a user's own SMPL model file (.npz, or the official .pkl).
 MODEL_ENV_VAR = "HMR_SMPL_MODEL"
 OPEN_MODEL_FILENAME = "open_body_model.npz"
