@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from hmr_core import losses
 from hmr_core.body_model import SMPL
 from hmr_core.checkpoints import CHECKPOINT_NAME, RESUME_CHECKPOINT_KEYS, CheckpointError, read_checkpoint, save_checkpoint
-from hmr_core.config import PRESETS, TrainConfig, make_config
+from hmr_core.config import PRESETS, TrainConfig, check_paper_inputs, make_config
 from hmr_core.discriminator import NUM_BODY_JOINTS, FactorizedDiscriminator
 from hmr_core.encoder import load_imagenet_weights
 from hmr_core.evaluate import ground_truth_joints, joint_errors
@@ -376,12 +376,17 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
 
     Raises:
         TrainingDiverged: the loss went NaN or above ``config.max_loss``.
+        ValueError: for ``paper_inputs_required`` without ImageNet weights or a pose pool (``config.check_paper_inputs``).
     """
     run_dir = Path(config.run_dir)
     ckpt_path = run_dir / CHECKPOINT_NAME
     if resume:
         config = TrainConfig.from_json(run_dir / "config.json")
+    departures = check_paper_inputs(config)  # raises for a paper-setting run without the paper's inputs
     rt = setup_runtime(config)
+    if rt.is_main:
+        for line in departures:
+            print(line, file=sys.stderr)
     seed_everything(config.seed + rt.rank)
     if rt.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

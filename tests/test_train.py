@@ -304,3 +304,41 @@ def test_in_training_evaluation_of_a_perfect_prediction_is_zero_mm():
     batch["joints_3d"] = torch.cat((gt[..., :3], torch.ones(4, 14, 1)), dim=-1)
     assert train.evaluate(_FixedTheta(theta), smpl, [batch], torch.device("cpu"), train.contextlib.nullcontext,
                           8)["mpjpe_mm"] > 10
+
+
+def test_real_preset_trains_the_papers_55_epochs():
+    from hmr_core.config import HMR_TRAIN_IMAGES, paper_steps
+
+    config = make_config("real")
+    # src/data_loader.py num_examples: 1,000 + 10,000 + 20,000 + 312,188 + 79,344 + 147,221 images.
+    assert sum(HMR_TRAIN_IMAGES[d] for d in config.datasets) == 569_753
+    assert config.max_steps == paper_steps(config.datasets) == 489_632  # ⌈55 · 569,753 / 64⌉
+    assert config.max_steps * config.batch_size / 569_753 == pytest.approx(55, abs=1e-3)
+    assert paper_steps(config.datasets, epochs=75) == 667_680  # do_train.sh's --epoch 75
+    with pytest.raises(ValueError, match=r"no image count for \['3dpw'\]"):
+        paper_steps(["lsp", "3dpw"])
+
+
+def test_real_preset_refuses_to_start_without_imagenet_weights_and_a_pose_pool(tmp_path, capsys):
+    config = make_config("real", run_dir=str(tmp_path / "run"))
+    with pytest.raises(ValueError) as err:
+        train.train(config)
+    message = str(err.value)
+    assert "imagenet_weights=" in message and "pose_pool=" in message
+    assert "--set paper_inputs_required=false" in message
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+    # The command line says the same and exits.
+    with pytest.raises(SystemExit, match="paper_inputs_required=false"):
+        train.main(["--preset", "real", "--run-dir", str(tmp_path / "run"), "--set", "pose_pool=pool.npz"])
+    # With one input given, only the other is named.
+    with pytest.raises(ValueError) as err:
+        train.train(make_config("real", run_dir=str(tmp_path / "run"), pose_pool="pool.npz"))
+    assert "imagenet_weights=" in str(err.value) and "pose_pool=" not in str(err.value)
+    # Overridden, a real-data run warns on stderr and goes on (here, to the missing data).
+    config = make_config("real", run_dir=str(tmp_path / "run2"), data_dir=str(tmp_path / "none"),
+                         paper_inputs_required=False, pose_pool_size=10, device="cpu")
+    with pytest.raises(ValueError, match="does not exist"):
+        train.train(config)
+    stderr = capsys.readouterr().err
+    assert "WARNING: this real-data run lacks ImageNet weights for the resnet50 encoder" in stderr
+    assert "WARNING: this real-data run lacks a mocap pose pool" in stderr
