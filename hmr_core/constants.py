@@ -135,6 +135,11 @@ SPIN_HEAD_TOP_FALLBACK = SPIN_JOINT_NAMES.index("head")  # 18
 # A box of side BOX_SCALE_UNIT · scale pixels around ``center`` holds the person (SPIN's and HMR's
 # convention: ``scale`` = box size / 200).
 BOX_SCALE_UNIT = 200.0
+# How SPIN's files frame a person: a square of 1.2 × the larger side of the person's box (the keypoints'
+# box for LSP, MPII, COCO; the annotated box for MPI-INF-3DHP), ``scaleFactor`` in SPIN's
+# ``datasets/preprocess``; Human3.6M uses 0.9 × its mask's box. HMR's tfrecords and demo instead scale the
+# person so that the keypoints' box diagonal is 150 of the 224 crop pixels (``demo.BOX_DIAGONAL_PX``).
+SPIN_BOX_RESCALE = 1.2
 
 # --- A fallback skeleton for the pose prior's self-penetration test ----------------------------------
 # Rest-pose (T-pose) joints of an average adult in SMPL's frame (metres, y up, facing +z, left at +x),

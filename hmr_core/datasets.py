@@ -368,7 +368,8 @@ class Sample(TypedDict):
 
     Keys:
         img: (3, H, W) float32 image crop in [0, 1], H = W = ``constants.IMG_SIZE``.
-        keypoints_2d: (19, 3) normalised crop coordinates in [-1, 1] and visibility (0: no label).
+        keypoints_2d: (19, 3) normalised crop coordinates ([-1, 1] in the crop, beyond it for a truncated
+            body) and visibility (0: no label).
         joints_3d: (14, 4) LSP joints in 3D (metres, camera frame) and confidence.
         pose: (72,) SMPL θ; ``has_smpl`` says whether it is a label.
         betas: (10,) SMPL β.
@@ -497,7 +498,8 @@ class HMRDataset(Dataset):
             raise DatasetError(
                 f"{ann.path}: sample {row}: image {path} cannot be read ({type(err).__name__}: {err})") from err
         crop = warp_image(image, scale_image_coordinates(matrix, factor), self.out_size)
-        labels = augment_labels(ann.keypoints_2d[row], ann.joints_3d[row], ann.pose[row], matrix, params, self.out_size)
+        labels = augment_labels(ann.keypoints_2d[row], ann.joints_3d[row], ann.pose[row], matrix, params, self.out_size,
+                                self.augment.keep_outside_keypoints)
         # Without an SMPL label θ stays all zero rather than becoming a turned, meaningless orientation.
         pose = labels.pose if ann.has_smpl[row] > 0 else ann.pose[row].copy()
         return Sample(

@@ -76,6 +76,23 @@ def test_h36m_head_comes_from_slot_18_when_slot_13_is_empty(tmp_path):
     assert sample["joints_3d"][:, 3].sum() == 14 and sample["keypoints_2d"][head, 2] == 1
 
 
+def test_truncated_keypoints_stay_visible_unless_switched_off(tmp_path):
+    """A labelled wrist outside the person box reaches the sample visible (HMR's code supervises
+    truncated bodies); AugmentConfig(keep_outside_keypoints=False) drops it."""
+    part = np.zeros((1, 24, 3))
+    part[0, :14] = (48.0, 48.0, 1.0)
+    part[0, 6] = (95.0, 48.0, 1.0)  # right wrist, beyond the 80-pixel box around (48, 48)
+    path = tmp_path / "lsp_like.npz"
+    np.savez(path, **spin_arrays(1, part=part))
+    write_images(tmp_path / "images", ["im0.jpg"])
+    kept = HMRDataset(path, tmp_path / "images", augment=NO_AUGMENTATION)[0]["keypoints_2d"]
+    assert kept[6, 2] == 1 and kept[6, 0] > 1
+    strict = AugmentConfig(scale_min=1.0, scale_max=1.0, translation_max=0.0, rotation_probability=0.0,
+                           flip_probability=0.0, color_noise=0.0, keep_outside_keypoints=False)
+    dropped = HMRDataset(path, tmp_path / "images", augment=strict)[0]["keypoints_2d"]
+    assert (dropped[6] == 0).all() and dropped[0, 2] == 1
+
+
 def test_every_dataset_names_its_files_and_terms():
     assert set(DATASETS) == {"h36m", "mpi_inf_3dhp", "lsp", "lsp_ext", "mpii", "coco", "3dpw"}
     for info in DATASETS.values():
