@@ -34,6 +34,9 @@ class TrainConfig:
     data_dir: str = "data/synthetic"  # synthetic shards, or the root of the real datasets
     datasets: tuple[str, ...] = ()  # real datasets to mix, e.g. ("h36m", "mpi_inf_3dhp", "lsp", "mpii", "coco")
     pose_pool: str | None = None  # .npz with pose (N, 72), shape (N, 10); None: sample from the pose prior
+    # SPIN's MPI-INF-3DHP file carries SMPLify fits as SMPL labels; HMR had none for it (its tfrecords'
+    # has_3d is 0 there), so they are ignored unless this is True.
+    mpi_inf_3dhp_smpl_fits: bool = False
     pose_pool_size: int = 20_000  # bodies drawn from the pose prior when pose_pool is None
     batch_size: int = 64  # per process
     augment: bool = True  # the paper's augmentation (crop jitter, rotation, flip, colour); off to overfit a batch

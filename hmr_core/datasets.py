@@ -89,7 +89,8 @@ class DatasetInfo(NamedTuple):
 DATASETS: dict[str, DatasetInfo] = {
     "h36m": DatasetInfo(
         "Human3.6M", "h36m",
-        {"train": "h36m_train.npz", "test_p1": "h36m_valid_protocol1.npz", "test_p2": "h36m_valid_protocol2.npz"},
+        {"train": "h36m_train.npz", "test_p1": "h36m_valid_protocol1.npz", "test_p2": "h36m_valid_protocol2.npz",
+         "test_p2_all_trials": "h36m_valid_protocol2.npz"},
         "2D keypoints, 3D joints; SMPL θ/β only where MoSh fits are available",
         "http://vision.imar.ro/human3.6m/", "registration and approval; academic, non-commercial research use"),
     "mpi_inf_3dhp": DatasetInfo(
@@ -122,6 +123,45 @@ DATASETS: dict[str, DatasetInfo] = {
 # Test-split image folders that differ from the training one. As in SPIN, LSP trains on the release at
 # the original resolution (lsp_dataset_original) and tests on the release rescaled to the person (lsp_dataset).
 TEST_IMAGE_FOLDERS = {("lsp", "test"): "lsp_dataset"}
+
+
+def h36m_first_trial(imgname: np.ndarray) -> np.ndarray:
+    """(N,) bool: the rows of each subject's and action's first trial, from SPIN's Human3.6M image names.
+
+    HMR's code defines Human3.6M protocol 2 as subjects S9 and S11, camera 3 (60457274, the frontal one)
+    and trial 1 only (``src/benchmark/evaluate_h36m.py``, ``get_h36m_seqs``: ``trial_ids = [0]``,
+    ``cam_ids = [3]``); SPIN's ``h36m_valid_protocol2.npz`` has that camera and both trials. Its names are
+    ``S<subject>_<sequence>.<camera>_<frame>.jpg``, the sequence Human3.6M's with spaces as underscores;
+    an action's two trials are named like "Directions" and "Directions_1", or "Discussion_1" and
+    "Discussion_2", and the first in sorted order is taken as trial 1 (HMR's own Human3.6M files, which
+    fixed its numbering, were not released).
+
+    Args:
+        imgname: (N,) image paths.
+
+    Returns:
+        (N,) bool.
+
+    Raises:
+        DatasetError: for a name not in that form.
+    """
+    keys = []
+    for name in imgname:
+        sequence = Path(str(name)).name.split(".")[0]  # "S9_Directions_1"
+        subject, _, trial = sequence.partition("_")
+        if not (subject.startswith("S") and trial):
+            raise DatasetError(f"{name!r} is not a Human3.6M image name of SPIN's form "
+                               "S<subject>_<action>[_<n>].<camera>_<frame>.jpg")
+        action = trial.rstrip("0123456789").rstrip("_") if trial[-1].isdigit() else trial
+        keys.append((subject, action, trial))
+    first = {}
+    for subject, action, trial in keys:
+        first[subject, action] = min(first.get((subject, action), trial), trial)
+    return np.array([first[subject, action] == trial for subject, action, trial in keys], dtype=bool)
+
+
+# Rows of a split's file that the split keeps: (dataset, split) -> function of ``imgname``.
+SPLIT_ROWS = {("h36m", "test_p2"): h36m_first_trial}
 
 
 class DatasetError(ValueError):
@@ -426,30 +466,39 @@ class HMRDataset(Dataset):
             (default) it raises ``DatasetError`` naming the file and the index.
         name: the dataset's name in the samples (default: the file's stem).
         out_size: side of the crop in pixels.
+        keep: (N,) bool over the file's rows: serve only these (e.g. ``h36m_first_trial``); None: all.
+        use_smpl_labels: False ignores the file's θ and β (``has_smpl`` 0 everywhere).
 
     Raises:
         DatasetError: for a bad annotation file, or a bad row when ``skip_bad_samples`` is False.
     """
 
     def __init__(self, annotation_path: str | Path, image_root: str | Path, augment: AugmentConfig | None = AugmentConfig(),
-                 skip_bad_samples: bool = False, name: str | None = None, out_size: int = constants.IMG_SIZE):
+                 skip_bad_samples: bool = False, name: str | None = None, out_size: int = constants.IMG_SIZE,
+                 keep: np.ndarray | None = None, use_smpl_labels: bool = True):
         self.annotations = load_annotations(annotation_path)
+        if not use_smpl_labels:
+            self.annotations = self.annotations._replace(has_smpl=np.zeros_like(self.annotations.has_smpl))
         self.image_root = Path(image_root)
         self.augment = NO_AUGMENTATION if augment is None else augment
         self.skip_bad_samples = skip_bad_samples
         self.name = name or self.annotations.path.stem
         self.out_size = out_size
         ann = self.annotations
-        if ann.bad.any() and not skip_bad_samples:
-            first = int(np.argmax(ann.bad))
-            raise DatasetError(f"{ann.path}: sample {first}: {ann.bad_reason[first]} ({int(ann.bad.sum())} bad rows "
+        keep = np.ones(len(ann.imgname), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+        if keep.shape != ann.bad.shape:
+            raise ValueError(f"keep must have shape {ann.bad.shape} (one per row of {ann.path}), got {keep.shape}")
+        bad = ann.bad & keep
+        if bad.any() and not skip_bad_samples:
+            first = int(np.argmax(bad))
+            raise DatasetError(f"{ann.path}: sample {first}: {ann.bad_reason[first]} ({int(bad.sum())} bad rows "
                                "in all); fix the file or pass skip_bad_samples=True to skip them")
         # Rows this dataset serves; bad annotation rows are left out (and counted) up front.
-        self.rows = np.flatnonzero(~ann.bad)
-        self.num_bad_annotations = int(ann.bad.sum())
+        self.rows = np.flatnonzero(keep & ~ann.bad)
+        self.num_bad_annotations = int(bad.sum())
         if self.num_bad_annotations:
             logger.warning("%s: skipping %d rows with bad annotations (first: row %d, %s)", ann.path,
-                           self.num_bad_annotations, int(np.argmax(ann.bad)), ann.bad_reason[np.argmax(ann.bad)])
+                           self.num_bad_annotations, int(np.argmax(bad)), ann.bad_reason[np.argmax(bad)])
         if len(self.rows) == 0:
             raise DatasetError(f"{ann.path} has no usable samples")
         self._skips = SkipCounter.create()
@@ -538,8 +587,9 @@ def open_dataset(name: str, root: str | Path, split: str = "train", **kwargs) ->
     Args:
         name: a key of ``DATASETS`` (e.g. "h36m", "lsp_ext").
         root: the data root.
-        split: a key of the dataset's ``files`` (e.g. "train", "test").
-        **kwargs: passed on to ``HMRDataset`` (augment, skip_bad_samples, ...).
+        split: a key of the dataset's ``files`` (e.g. "train", "test"); "test_p2" of "h36m" keeps the rows of
+            HMR's protocol 2 (``h36m_first_trial``), "test_p2_all_trials" the whole file, as SPIN does.
+        **kwargs: passed on to ``HMRDataset`` (augment, skip_bad_samples, use_smpl_labels, ...).
 
     Returns:
         ``HMRDataset``.
@@ -554,7 +604,10 @@ def open_dataset(name: str, root: str | Path, split: str = "train", **kwargs) ->
         raise DatasetError(f"{info.title} has no split {split!r}; it has {sorted(info.files)}")
     root = Path(root)
     folder = TEST_IMAGE_FOLDERS.get((name, split), info.image_folder)
-    return HMRDataset(root / ANNOTATION_DIR / info.files[split], root / folder, name=name, **kwargs)
+    path = root / ANNOTATION_DIR / info.files[split]
+    if (name, split) in SPLIT_ROWS and "keep" not in kwargs:
+        kwargs["keep"] = SPLIT_ROWS[name, split](load_annotations(path).imgname)
+    return HMRDataset(path, root / folder, name=name, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from hmr_core.datasets import (
     DATASETS,
     DatasetError,
     HMRDataset,
+    h36m_first_trial,
     load_annotations,
     open_dataset,
     spin_to_joints_3d,
@@ -170,6 +173,36 @@ def test_open_dataset_reads_the_standard_layout(tmp_path):
         open_dataset("lsp_ext", tmp_path, split="test")
     with pytest.raises(DatasetError, match="annotation file .*mpii_train.npz does not exist"):
         open_dataset("mpii", tmp_path)
+
+
+def test_h36m_protocol_2_is_hmrs_frontal_camera_first_trial(tmp_path):
+    """HMR's evaluate_h36m.py: protocol 2 is camera 3 and trial 1 only; SPIN's protocol-2 file (its
+    names as preprocess/h36m.py writes them) holds both trials."""
+    names = ["images/S9_Directions.60457274_000001.jpg", "images/S9_Directions_1.60457274_000001.jpg",
+             "images/S11_Discussion_1.60457274_000006.jpg", "images/S11_Discussion_2.60457274_000006.jpg",
+             "images/S9_Directions.60457274_000006.jpg", "images/S11_WalkDog.60457274_000001.jpg"]
+    np.testing.assert_array_equal(h36m_first_trial(np.array(names)), [1, 0, 1, 0, 1, 1])
+    n = len(names)
+    joints = np.zeros((n, 24, 4))
+    joints[:, [2, 3], 3] = 1.0
+    root = tmp_path / "root"
+    (root / "dataset_extras").mkdir(parents=True)
+    np.savez(root / "dataset_extras" / "h36m_valid_protocol2.npz", imgname=np.array(names),
+             center=np.full((n, 2), 48.0), scale=np.full(n, 0.4), S=joints)
+    write_images(root / "h36m" / "images", [Path(name).name for name in names])
+    p2 = open_dataset("h36m", root, "test_p2", augment=None)
+    assert len(p2) == 4 and p2.rows.tolist() == [0, 2, 4, 5]
+    assert len(open_dataset("h36m", root, "test_p2_all_trials", augment=None)) == n
+    with pytest.raises(DatasetError, match="not a Human3.6M image name"):
+        h36m_first_trial(np.array(["frame_0001.jpg"]))
+
+
+def test_smpl_labels_can_be_ignored(fixture_3d):
+    """SPIN's MPI-INF-3DHP file carries SMPLify fits as SMPL labels, which HMR never had."""
+    path, images = fixture_3d
+    assert HMRDataset(path, images, augment=None)[0]["has_smpl"] == 1
+    without = HMRDataset(path, images, augment=None, use_smpl_labels=False)
+    assert without[0]["has_smpl"] == 0 and without.has_3d.all()  # the 3D joints stay
 
 
 def test_large_jpegs_are_decoded_at_reduced_size_with_the_same_labels(tmp_path):

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -342,3 +343,19 @@ def test_real_preset_refuses_to_start_without_imagenet_weights_and_a_pose_pool(t
     stderr = capsys.readouterr().err
     assert "WARNING: this real-data run lacks ImageNet weights for the resnet50 encoder" in stderr
     assert "WARNING: this real-data run lacks a mocap pose pool" in stderr
+
+
+def test_real_data_ignores_spins_mpi_inf_3dhp_smpl_fits_unless_asked(tmp_path):
+    """HMR had no SMPL labels for MPI-INF-3DHP; SPIN's file carries SMPLify fits as has_smpl."""
+    from hmr_core.loaders import build_data
+
+    extras = tmp_path / "dataset_extras"
+    write_fixture_dataset(extras, num_samples=2, image_size=64, file_name="mpi_inf_3dhp_train.npz",
+                          image_folder="../mpi_inf_3dhp")
+    write_fixture_dataset(extras, num_samples=2, image_size=64, file_name="coco_2014_train.npz", image_folder="../coco")
+    config = make_config(data="real", data_dir=str(tmp_path), datasets=["mpi_inf_3dhp", "coco"], pose_pool_size=8)
+    mpi, other = build_data(config).train_set.datasets
+    assert (mpi.annotations.has_smpl == 0).all() and mpi.has_3d.all()  # its 3D joints stay
+    assert (other.annotations.has_smpl == 1).all()  # only MPI-INF-3DHP's fits are set aside
+    mpi = build_data(dataclasses.replace(config, mpi_inf_3dhp_smpl_fits=True)).train_set.datasets[0]
+    assert (mpi.annotations.has_smpl == 1).all()
