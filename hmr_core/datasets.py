@@ -96,7 +96,8 @@ DATASETS: dict[str, DatasetInfo] = {
     "mpi_inf_3dhp": DatasetInfo(
         "MPI-INF-3DHP", "mpi_inf_3dhp",
         {"train": "mpi_inf_3dhp_train.npz", "test": "mpi_inf_3dhp_valid.npz"},
-        "2D keypoints, 3D joints", "https://vcai.mpi-inf.mpg.de/3dhp-dataset/",
+        "2D keypoints, 3D joints; SPIN's train file also SMPLify fits (HMR had none)",
+        "https://vcai.mpi-inf.mpg.de/3dhp-dataset/",
         "licence agreement before download; research use (see the site)"),
     "lsp": DatasetInfo(
         "Leeds Sports Pose", "lsp_dataset_original",
