@@ -14,15 +14,20 @@ Conventions:
   (LSP, MPII, COCO: the centre of the top-left pixel at (0, 0)) are shifted by half a pixel on reading
   (``hmr_core.datasets``). With this convention a flip is exactly x → W - x and the crop's normalised
   coordinates are exactly ``2 x / IMG_SIZE - 1`` in [-1, 1], as in HMR's code.
-* Keypoints in the crop are normalised to [-1, 1] (HMR); a keypoint that falls outside the crop gets
-  visibility 0.
+* Keypoints in the crop are normalised to [-1, 1] (HMR); a keypoint that falls outside the crop keeps
+  its visibility and lies beyond [-1, 1], so truncated bodies are supervised, as in HMR's code
+  (``AugmentConfig.keep_outside_keypoints`` switches this off).
 * 3D joints and θ's global orientation are in the camera's frame (x right, y down, z forward, as in
   the preprocessed datasets), so an in-plane image rotation by ``rotation`` degrees is a rotation about
   the camera's z axis, and a horizontal flip is the mirror x → -x.
 
-Defaults: HMR's code jitters the scale in [0.8, 1.23] and the translation by up to 20 pixels and flips
-half the samples; rotation (±30° for 60% of the samples) and per-channel colour noise in [0.6, 1.4]
-follow SPIN (Kolotouros et al., ICCV 2019), which HMR-family code adopted.
+Defaults: HMR's code jitters the scale in [0.8, 1.23] and the translation by up to 20 pixels
+(``src/config.py``: ``scale_min``, ``scale_max``, ``trans_max``) and flips half the samples, mirroring the
+keypoints, θ and the 3D joints (``src/util/data_utils.py``: ``random_flip``, ``reflect_pose``). It
+neither rotates nor changes colours. The per-channel colour noise in [0.6, 1.4] is SPIN's (Kolotouros et
+al., ICCV 2019; ``utils/train_options.py``: ``noise_factor`` 0.4). The rotation is this project's own
+choice, uniform in ±30° for 60% of the samples; SPIN's (``datasets/base_dataset.py``, ``augm_params``)
+is N(0, 30°) clipped at ±60°, applied to 40% of the samples (``rot_factor`` 30).
 
 Letters in shapes: B batch, K keypoints, J joints, H/W image.
 """
@@ -50,10 +55,14 @@ class AugmentConfig:
     scale_min: float = 0.8  # box size multiplied by a factor in [scale_min, scale_max] (HMR's code)
     scale_max: float = 1.23
     translation_max: float = 20.0  # shift of the box centre, crop pixels, in each axis (HMR's trans_max)
-    rotation_max: float = 30.0  # in-plane rotation in [-rotation_max, rotation_max] degrees (SPIN)
-    rotation_probability: float = 0.6  # share of samples that are rotated at all (SPIN)
-    flip_probability: float = 0.5  # horizontal flips (HMR, SPIN)
+    # In-plane rotation, uniform in [-rotation_max, rotation_max] degrees, for a share of the samples: this
+    # project's choice (HMR's code does not rotate; SPIN: N(0, 30°) clipped at ±60°, on 40% of the samples).
+    rotation_max: float = 30.0
+    rotation_probability: float = 0.6
+    flip_probability: float = 0.5  # horizontal flips (HMR's code: random_flip; SPIN kept it)
     color_noise: float = 0.4  # per-channel gain in [1 - color_noise, 1 + color_noise] (SPIN's pn)
+    # Keypoints pushed out of the crop keep their visibility and are supervised (HMR's code); False: invisible.
+    keep_outside_keypoints: bool = True
 
 
 # For evaluation: crop around the annotated box, nothing random.
@@ -241,8 +250,13 @@ def normalize_keypoints(points: np.ndarray, out_size: int = constants.IMG_SIZE) 
 
 def transform_keypoints(keypoints: np.ndarray, matrix: np.ndarray, flip: bool,
                         flip_permutation=constants.KEYPOINT_FLIP_PERMUTATION,
-                        out_size: int = constants.IMG_SIZE) -> np.ndarray:
-    """Move annotated keypoints into the normalised crop; those that leave the crop become invisible.
+                        out_size: int = constants.IMG_SIZE, keep_outside: bool = True) -> np.ndarray:
+    """Move annotated keypoints into the normalised crop.
+
+    A keypoint that leaves the crop keeps its annotated visibility and its position beyond [-1, 1], so
+    a truncated body is still supervised, as in HMR's code (``src/data_loader.py``,
+    ``image_preprocessing``: the visibility is carried through the crop and flip unchanged);
+    ``keep_outside=False`` marks such keypoints invisible instead.
 
     Args:
         keypoints: (K, 3) image coordinates and visibility.
@@ -250,13 +264,14 @@ def transform_keypoints(keypoints: np.ndarray, matrix: np.ndarray, flip: bool,
         flip: whether the matrix mirrors; then left and right keypoints swap names.
         flip_permutation: (K,) index of each keypoint's mirror image.
         out_size: side of the crop.
+        keep_outside: keep the visibility of keypoints outside the crop (HMR) or set it to 0.
 
     Returns:
-        (K, 3) float32: normalised (x, y) in [-1, 1] where visible, and the visibility; invisible
+        (K, 3) float32: normalised (x, y) (in [-1, 1] inside the crop) and the visibility; invisible
         keypoints are all zero (as in HMR's code).
     """
     xy = normalize_keypoints(apply_affine(matrix, keypoints[:, :2]), out_size)  # (K, 2)
-    inside = (np.abs(xy) <= 1.0).all(axis=1)
+    inside = (np.abs(xy) <= 1.0).all(axis=1) | keep_outside
     vis = np.where(inside & (keypoints[:, 2] > 0), keypoints[:, 2], 0.0)
     out = np.concatenate((xy, vis[:, None]), axis=1) * (vis[:, None] > 0)
     if flip:
@@ -353,7 +368,8 @@ class AugmentedLabels(NamedTuple):
 
 
 def augment_labels(keypoints_2d: np.ndarray, joints_3d: np.ndarray, pose: np.ndarray, matrix: np.ndarray,
-                   params: AugmentParams, out_size: int = constants.IMG_SIZE) -> AugmentedLabels:
+                   params: AugmentParams, out_size: int = constants.IMG_SIZE,
+                   keep_outside_keypoints: bool = True) -> AugmentedLabels:
     """Send a sample's labels through the crop (``matrix``) and the augmentation (``params``).
 
     Args:
@@ -363,11 +379,14 @@ def augment_labels(keypoints_2d: np.ndarray, joints_3d: np.ndarray, pose: np.nda
         matrix: (2, 3) image-to-crop affine matrix made with ``params`` (``crop_transform``).
         params: the augmentation drawn for this sample.
         out_size: side of the crop.
+        keep_outside_keypoints: keypoints outside the crop keep their visibility (HMR; see
+            ``transform_keypoints``).
 
     Returns:
         ``AugmentedLabels``.
     """
-    kp = transform_keypoints(keypoints_2d, matrix, params.flip, constants.KEYPOINT_FLIP_PERMUTATION, out_size)
+    kp = transform_keypoints(keypoints_2d, matrix, params.flip, constants.KEYPOINT_FLIP_PERMUTATION, out_size,
+                             keep_outside_keypoints)
     joints = joints_3d.astype(np.float64).copy()
     joints[:, :3] = joints[:, :3] @ rotation_about_z(params.rotation).T
     theta = rotate_global_orient(pose.astype(np.float64), params.rotation)

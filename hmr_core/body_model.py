@@ -37,7 +37,8 @@ class SMPLOutput:
 def keypoint_regressor(arrays: dict[str, np.ndarray]) -> np.ndarray:
     """HMR's 19-keypoint regressor (19, V): 14 LSP joints as regressed rows, 5 face points as vertices.
 
-    Uses the model's ``J_regressor_lsp`` and ``face_vertex_ids`` when it has them. For the official
+    Uses the model's ``J_regressor_lsp`` and ``J_regressor_face`` (or ``face_vertex_ids``) when it has them
+    (HMR's ``cocoplus_regressor`` becomes both, ``model_files.with_cocoplus_keypoints``). For the official
     SMPL mesh without them, the LSP joints fall back to SMPL's own joint rows and the head-top vertex,
     and the face points to the standard vertex ids (``constants.SMPL_FACE_VERTEX_IDS``).
 
@@ -66,6 +67,8 @@ def keypoint_regressor(arrays: dict[str, np.ndarray]) -> np.ndarray:
             f"the model has {num_verts} vertices and no 'J_regressor_lsp'; add a (14, {num_verts}) LSP regressor "
             "and 'face_vertex_ids' to the .npz (see 'python -m hmr_core.model_files convert --help')"
         )
+    if "J_regressor_face" in arrays:
+        return np.concatenate((lsp, arrays["J_regressor_face"]))
     if "face_vertex_ids" in arrays:
         face_ids = arrays["face_vertex_ids"]
     elif num_verts == constants.SMPL_NUM_VERTICES:

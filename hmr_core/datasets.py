@@ -22,7 +22,8 @@ key                   shape         meaning
 Only ``imgname``, ``center`` and ``scale`` are always there; a missing ``part``, ``S`` or
 ``pose``/``shape`` means the dataset has no such labels (their ``has_*`` is 0). SPIN's 24 joints map to
 HMR's 19 keypoints (``constants.SPIN_TO_KEYPOINT``) and to the 14 LSP 3D joints
-(``constants.SPIN_TO_LSP_3D``). Where each dataset comes from, its terms, and the folder layout are in
+(``constants.SPIN_TO_LSP_3D``); the head top falls back to SPIN's slot 18 where slot 13 is empty
+(Human3.6M, MPI-INF-3DHP), so those datasets have all 14 joints as in HMR. Where each dataset comes from, its terms, and the folder layout are in
 ``docs/datasets.md``.
 
 Letters in shapes: N samples, K keypoints (19), J 3D joints (14), H/W image.
@@ -88,13 +89,15 @@ class DatasetInfo(NamedTuple):
 DATASETS: dict[str, DatasetInfo] = {
     "h36m": DatasetInfo(
         "Human3.6M", "h36m",
-        {"train": "h36m_train.npz", "test_p1": "h36m_valid_protocol1.npz", "test_p2": "h36m_valid_protocol2.npz"},
+        {"train": "h36m_train.npz", "test_p1": "h36m_valid_protocol1.npz", "test_p2": "h36m_valid_protocol2.npz",
+         "test_p2_all_trials": "h36m_valid_protocol2.npz"},
         "2D keypoints, 3D joints; SMPL θ/β only where MoSh fits are available",
         "http://vision.imar.ro/human3.6m/", "registration and approval; academic, non-commercial research use"),
     "mpi_inf_3dhp": DatasetInfo(
         "MPI-INF-3DHP", "mpi_inf_3dhp",
         {"train": "mpi_inf_3dhp_train.npz", "test": "mpi_inf_3dhp_valid.npz"},
-        "2D keypoints, 3D joints", "https://vcai.mpi-inf.mpg.de/3dhp-dataset/",
+        "2D keypoints, 3D joints; SPIN's train file also SMPLify fits (HMR had none)",
+        "https://vcai.mpi-inf.mpg.de/3dhp-dataset/",
         "licence agreement before download; research use (see the site)"),
     "lsp": DatasetInfo(
         "Leeds Sports Pose", "lsp_dataset_original",
@@ -121,6 +124,45 @@ DATASETS: dict[str, DatasetInfo] = {
 # Test-split image folders that differ from the training one. As in SPIN, LSP trains on the release at
 # the original resolution (lsp_dataset_original) and tests on the release rescaled to the person (lsp_dataset).
 TEST_IMAGE_FOLDERS = {("lsp", "test"): "lsp_dataset"}
+
+
+def h36m_first_trial(imgname: np.ndarray) -> np.ndarray:
+    """(N,) bool: the rows of each subject's and action's first trial, from SPIN's Human3.6M image names.
+
+    HMR's code defines Human3.6M protocol 2 as subjects S9 and S11, camera 3 (60457274, the frontal one)
+    and trial 1 only (``src/benchmark/evaluate_h36m.py``, ``get_h36m_seqs``: ``trial_ids = [0]``,
+    ``cam_ids = [3]``); SPIN's ``h36m_valid_protocol2.npz`` has that camera and both trials. Its names are
+    ``S<subject>_<sequence>.<camera>_<frame>.jpg``, the sequence Human3.6M's with spaces as underscores;
+    an action's two trials are named like "Directions" and "Directions_1", or "Discussion_1" and
+    "Discussion_2", and the first in sorted order is taken as trial 1 (HMR's own Human3.6M files, which
+    fixed its numbering, were not released).
+
+    Args:
+        imgname: (N,) image paths.
+
+    Returns:
+        (N,) bool.
+
+    Raises:
+        DatasetError: for a name not in that form.
+    """
+    keys = []
+    for name in imgname:
+        sequence = Path(str(name)).name.split(".")[0]  # "S9_Directions_1"
+        subject, _, trial = sequence.partition("_")
+        if not (subject.startswith("S") and trial):
+            raise DatasetError(f"{name!r} is not a Human3.6M image name of SPIN's form "
+                               "S<subject>_<action>[_<n>].<camera>_<frame>.jpg")
+        action = trial.rstrip("0123456789").rstrip("_") if trial[-1].isdigit() else trial
+        keys.append((subject, action, trial))
+    first = {}
+    for subject, action, trial in keys:
+        first[subject, action] = min(first.get((subject, action), trial), trial)
+    return np.array([first[subject, action] == trial for subject, action, trial in keys], dtype=bool)
+
+
+# Rows of a split's file that the split keeps: (dataset, split) -> function of ``imgname``.
+SPLIT_ROWS = {("h36m", "test_p2"): h36m_first_trial}
 
 
 class DatasetError(ValueError):
@@ -162,31 +204,51 @@ class Annotations(NamedTuple):
     bad_reason: np.ndarray
 
 
+HEAD_TOP = constants.LSP_JOINT_NAMES.index("head_top")
+
+
+def _head_top_fallback(selected: np.ndarray, spin: np.ndarray) -> np.ndarray:
+    """Fill an unlabelled head top (last column 0) from SPIN's slot 18, "Head (H36M)".
+
+    Args:
+        selected: (N, K, C) joints picked from SPIN's 24 (K ≥ 14, the head top at column 13); changed in place.
+        spin: (N, 24, C) SPIN's joints, the last column the visibility or confidence.
+
+    Returns:
+        ``selected``.
+    """
+    empty = selected[:, HEAD_TOP, -1] <= 0  # (N,)
+    selected[empty, HEAD_TOP] = spin[empty, constants.SPIN_HEAD_TOP_FALLBACK]
+    return selected
+
+
 def spin_to_keypoints(part: np.ndarray) -> np.ndarray:
     """SPIN's 24 2D joints to HMR's 19 keypoints (the 14 LSP joints, then nose, eyes, ears).
+
+    The LSP head top comes from SPIN's slot 13, or, where that is unlabelled (Human3.6M, MPI-INF-3DHP),
+    from slot 18 (``constants.SPIN_HEAD_TOP_FALLBACK``), as SPIN's ``J24_TO_J14`` and HMR's data do.
 
     Args:
         part: (N, 24, 3) keypoints and visibility in SPIN's order (``constants.SPIN_JOINT_NAMES``).
 
     Returns:
-        (N, 19, 3) in ``constants.KEYPOINT_NAMES`` order.
+        (N, 19, 3) in ``constants.KEYPOINT_NAMES`` order (a new array).
     """
-    return part[:, list(constants.SPIN_TO_KEYPOINT)]
+    return _head_top_fallback(part[:, list(constants.SPIN_TO_KEYPOINT)], part)
 
 
 def spin_to_joints_3d(joints: np.ndarray) -> np.ndarray:
-    """SPIN's 24 3D joints to the 14 LSP joints HMR's 3D loss uses.
+    """SPIN's 24 3D joints to the 14 LSP joints HMR's 3D loss uses (head top as in ``spin_to_keypoints``).
 
     Args:
         joints: (N, 24, 4) joints and confidence (or (N, 24, 3): confidence 1).
 
     Returns:
-        (N, 14, 4).
+        (N, 14, 4) (a new array).
     """
-    lsp = joints[:, list(constants.SPIN_TO_LSP_3D)]
-    if lsp.shape[-1] == 3:
-        lsp = np.concatenate((lsp, np.ones_like(lsp[..., :1])), axis=-1)
-    return lsp
+    if joints.shape[-1] == 3:
+        joints = np.concatenate((joints, np.ones_like(joints[..., :1])), axis=-1)
+    return _head_top_fallback(joints[:, list(constants.SPIN_TO_LSP_3D)], joints)
 
 
 def _expect(path: Path, key: str, array: np.ndarray, shape: tuple) -> None:
@@ -347,7 +409,8 @@ class Sample(TypedDict):
 
     Keys:
         img: (3, H, W) float32 image crop in [0, 1], H = W = ``constants.IMG_SIZE``.
-        keypoints_2d: (19, 3) normalised crop coordinates in [-1, 1] and visibility (0: no label).
+        keypoints_2d: (19, 3) normalised crop coordinates ([-1, 1] in the crop, beyond it for a truncated
+            body) and visibility (0: no label).
         joints_3d: (14, 4) LSP joints in 3D (metres, camera frame) and confidence.
         pose: (72,) SMPL θ; ``has_smpl`` says whether it is a label.
         betas: (10,) SMPL β.
@@ -404,30 +467,39 @@ class HMRDataset(Dataset):
             (default) it raises ``DatasetError`` naming the file and the index.
         name: the dataset's name in the samples (default: the file's stem).
         out_size: side of the crop in pixels.
+        keep: (N,) bool over the file's rows: serve only these (e.g. ``h36m_first_trial``); None: all.
+        use_smpl_labels: False ignores the file's θ and β (``has_smpl`` 0 everywhere).
 
     Raises:
         DatasetError: for a bad annotation file, or a bad row when ``skip_bad_samples`` is False.
     """
 
     def __init__(self, annotation_path: str | Path, image_root: str | Path, augment: AugmentConfig | None = AugmentConfig(),
-                 skip_bad_samples: bool = False, name: str | None = None, out_size: int = constants.IMG_SIZE):
+                 skip_bad_samples: bool = False, name: str | None = None, out_size: int = constants.IMG_SIZE,
+                 keep: np.ndarray | None = None, use_smpl_labels: bool = True):
         self.annotations = load_annotations(annotation_path)
+        if not use_smpl_labels:
+            self.annotations = self.annotations._replace(has_smpl=np.zeros_like(self.annotations.has_smpl))
         self.image_root = Path(image_root)
         self.augment = NO_AUGMENTATION if augment is None else augment
         self.skip_bad_samples = skip_bad_samples
         self.name = name or self.annotations.path.stem
         self.out_size = out_size
         ann = self.annotations
-        if ann.bad.any() and not skip_bad_samples:
-            first = int(np.argmax(ann.bad))
-            raise DatasetError(f"{ann.path}: sample {first}: {ann.bad_reason[first]} ({int(ann.bad.sum())} bad rows "
+        keep = np.ones(len(ann.imgname), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+        if keep.shape != ann.bad.shape:
+            raise ValueError(f"keep must have shape {ann.bad.shape} (one per row of {ann.path}), got {keep.shape}")
+        bad = ann.bad & keep
+        if bad.any() and not skip_bad_samples:
+            first = int(np.argmax(bad))
+            raise DatasetError(f"{ann.path}: sample {first}: {ann.bad_reason[first]} ({int(bad.sum())} bad rows "
                                "in all); fix the file or pass skip_bad_samples=True to skip them")
         # Rows this dataset serves; bad annotation rows are left out (and counted) up front.
-        self.rows = np.flatnonzero(~ann.bad)
-        self.num_bad_annotations = int(ann.bad.sum())
+        self.rows = np.flatnonzero(keep & ~ann.bad)
+        self.num_bad_annotations = int(bad.sum())
         if self.num_bad_annotations:
             logger.warning("%s: skipping %d rows with bad annotations (first: row %d, %s)", ann.path,
-                           self.num_bad_annotations, int(np.argmax(ann.bad)), ann.bad_reason[np.argmax(ann.bad)])
+                           self.num_bad_annotations, int(np.argmax(bad)), ann.bad_reason[np.argmax(bad)])
         if len(self.rows) == 0:
             raise DatasetError(f"{ann.path} has no usable samples")
         self._skips = SkipCounter.create()
@@ -476,7 +548,8 @@ class HMRDataset(Dataset):
             raise DatasetError(
                 f"{ann.path}: sample {row}: image {path} cannot be read ({type(err).__name__}: {err})") from err
         crop = warp_image(image, scale_image_coordinates(matrix, factor), self.out_size)
-        labels = augment_labels(ann.keypoints_2d[row], ann.joints_3d[row], ann.pose[row], matrix, params, self.out_size)
+        labels = augment_labels(ann.keypoints_2d[row], ann.joints_3d[row], ann.pose[row], matrix, params, self.out_size,
+                                self.augment.keep_outside_keypoints)
         # Without an SMPL label θ stays all zero rather than becoming a turned, meaningless orientation.
         pose = labels.pose if ann.has_smpl[row] > 0 else ann.pose[row].copy()
         return Sample(
@@ -515,8 +588,9 @@ def open_dataset(name: str, root: str | Path, split: str = "train", **kwargs) ->
     Args:
         name: a key of ``DATASETS`` (e.g. "h36m", "lsp_ext").
         root: the data root.
-        split: a key of the dataset's ``files`` (e.g. "train", "test").
-        **kwargs: passed on to ``HMRDataset`` (augment, skip_bad_samples, ...).
+        split: a key of the dataset's ``files`` (e.g. "train", "test"); "test_p2" of "h36m" keeps the rows of
+            HMR's protocol 2 (``h36m_first_trial``), "test_p2_all_trials" the whole file, as SPIN does.
+        **kwargs: passed on to ``HMRDataset`` (augment, skip_bad_samples, use_smpl_labels, ...).
 
     Returns:
         ``HMRDataset``.
@@ -531,7 +605,10 @@ def open_dataset(name: str, root: str | Path, split: str = "train", **kwargs) ->
         raise DatasetError(f"{info.title} has no split {split!r}; it has {sorted(info.files)}")
     root = Path(root)
     folder = TEST_IMAGE_FOLDERS.get((name, split), info.image_folder)
-    return HMRDataset(root / ANNOTATION_DIR / info.files[split], root / folder, name=name, **kwargs)
+    path = root / ANNOTATION_DIR / info.files[split]
+    if (name, split) in SPLIT_ROWS and "keep" not in kwargs:
+        kwargs["keep"] = SPLIT_ROWS[name, split](load_annotations(path).imgname)
+    return HMRDataset(path, root / folder, name=name, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------

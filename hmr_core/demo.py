@@ -12,6 +12,10 @@ The crop follows HMR's demo (chapter "HMR on an image"):
   150 pixels of the 224-pixel crop, as HMR's demo scales a person's OpenPose box (and as the synthetic
   world frames its bodies). A box may reach past the image edge; one entirely outside it, or of zero
   area, is rejected.
+* ``--box`` with ``--framing spin``: a square of 1.2 × the box's larger side, the framing of SPIN's
+  preprocessed files (``constants.SPIN_BOX_RESCALE``). A model trained on them (``data='real'``) sees
+  people framed that way, about 1.3 times larger than HMR's framing makes them, so ``--framing auto``
+  (the default) uses it for such a checkpoint and HMR's for the others.
 * no box: the whole image, as HMR's demo does without a box: a square of side max(W, H) around the
   image centre, so the aspect ratio is kept and the short side is padded. Padding is black, as in the
   training crops (``augment.warp_image``); HMR's demo repeats the edge pixels instead.
@@ -46,6 +50,7 @@ from hmr_core.hmr import HMR, BodyPrediction, eval_mode, predict_bodies
 
 MIN_IMAGE_SIDE = 32  # pixels; smaller images hold too little of a person to crop
 BOX_DIAGONAL_PX = 150.0  # HMR's demo scales a person box so its diagonal spans this many crop pixels
+FRAMINGS = ("hmr", "spin")  # how a person box becomes the crop: HMR's demo, or SPIN's preprocessed files
 ALPHA_BACKGROUND = (255, 255, 255)  # transparent pixels are composited over white
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_BIT_DEPTH_OFFSET = 24  # signature (8) + IHDR length and type (8) + width and height (8)
@@ -216,12 +221,13 @@ class Preprocessed(NamedTuple):
     crop_info: CropInfo
 
 
-def crop_square(image_size: tuple[int, int], box=None) -> tuple[np.ndarray, float]:
-    """The square to crop: HMR demo's rule (see the module docstring).
+def crop_square(image_size: tuple[int, int], box=None, framing: str = "hmr") -> tuple[np.ndarray, float]:
+    """The square to crop: HMR demo's rule, or SPIN's (see the module docstring).
 
     Args:
         image_size: (H, W) pixels.
         box: (x0, y0, x1, y1) person box in pixels, or None for the whole image.
+        framing: "hmr" (the box's diagonal to 150 crop pixels) or "spin" (1.2 × its larger side).
 
     Returns:
         ``(center, side)``: (2,) centre (x, y) and side of the square, image pixels.
@@ -229,6 +235,8 @@ def crop_square(image_size: tuple[int, int], box=None) -> tuple[np.ndarray, floa
     Raises:
         ImageError: for a box with non-finite numbers, zero or negative area, or entirely outside the image.
     """
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
     height, width = image_size
     if box is None:
         return np.array([width / 2.0, height / 2.0]), float(max(width, height))
@@ -242,16 +250,29 @@ def crop_square(image_size: tuple[int, int], box=None) -> tuple[np.ndarray, floa
     if min(x1, width) <= max(x0, 0.0) or min(y1, height) <= max(y0, 0.0):
         raise ImageError(f"the box {box.tolist()} lies outside the {width}×{height} image (x in [0, {width}], "
                          f"y in [0, {height}]); is it in this image's pixels, in the order x0 y0 x1 y1?")
+    center = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
+    if framing == "spin":
+        return center, constants.SPIN_BOX_RESCALE * float(max(x1 - x0, y1 - y0))
     diagonal = float(np.hypot(x1 - x0, y1 - y0))
-    return np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0]), diagonal * constants.IMG_SIZE / BOX_DIAGONAL_PX
+    return center, diagonal * constants.IMG_SIZE / BOX_DIAGONAL_PX
 
 
-def preprocess_image(image, box=None) -> Preprocessed:
+def training_framing(config) -> str:
+    """The framing a run's training crops had: SPIN's for the real datasets, HMR's for the synthetic world.
+
+    Args:
+        config: the run's ``config.TrainConfig``.
+    """
+    return "spin" if config.data == "real" else "hmr"
+
+
+def preprocess_image(image, box=None, framing: str = "hmr") -> Preprocessed:
     """Crop a person for HMR: a square crop of ``constants.IMG_SIZE`` pixels, as a tensor.
 
     Args:
         image: an image file path, a ``PIL.Image.Image`` or an (H, W[, C]) uint8 array (see ``to_rgb``).
         box: (x0, y0, x1, y1) person box in pixels, or None for the whole image.
+        framing: how the box becomes the crop (``crop_square``).
 
     Returns:
         ``Preprocessed(crop, crop_info)``: the (3, 224, 224) crop in [0, 1] and where it came from.
@@ -263,7 +284,7 @@ def preprocess_image(image, box=None) -> Preprocessed:
 
     rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
     height, width = rgb.pixels.shape[:2]
-    center, side = crop_square((height, width), box)
+    center, side = crop_square((height, width), box, framing)
     matrix = crop_transform(center, side, out_size=constants.IMG_SIZE)
     crop = warp_image(Image.fromarray(rgb.pixels), matrix, constants.IMG_SIZE)
     info = CropInfo(center, side, matrix, (height, width), None if box is None else tuple(float(b) for b in box))
@@ -384,7 +405,7 @@ class DemoOutputs(NamedTuple):
 
 
 def run_demo(image_path: str | Path, out_dir: str | Path, model: HMR, smpl: SMPL, box=None,
-             backend: str | None = None, untrained: bool = False) -> DemoOutputs:
+             backend: str | None = None, untrained: bool = False, framing: str = "hmr") -> DemoOutputs:
     """Crop, predict, and write ``<name>_overlay.png`` and ``<name>_mesh.obj`` to ``out_dir``.
 
     Args:
@@ -395,6 +416,7 @@ def run_demo(image_path: str | Path, out_dir: str | Path, model: HMR, smpl: SMPL
         box: (x0, y0, x1, y1) person box in pixels, or None for the whole image.
         backend: render backend.
         untrained: label the overlay as coming from an untrained network.
+        framing: how the box becomes the crop (``crop_square``); use the model's training framing.
 
     Returns:
         ``DemoOutputs``.
@@ -405,7 +427,7 @@ def run_demo(image_path: str | Path, out_dir: str | Path, model: HMR, smpl: SMPL
     from PIL import Image
 
     rgb = read_image(image_path)
-    crop, info = preprocess_image(rgb.pixels, box)
+    crop, info = preprocess_image(rgb.pixels, box, framing)
     prediction = predict(model, smpl, crop)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -438,6 +460,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model-path", help="body-model file (default: the one the run used)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--render-backend", choices=("auto", "pyrender", "numpy"), help="mesh renderer")
+    parser.add_argument("--framing", choices=("auto",) + FRAMINGS, default="auto",
+                        help="how --box becomes the crop: HMR's demo, or SPIN's files (auto: as the model was trained)")
     args = parser.parse_args(argv)
     try:
         device = choose_device(args.device)
@@ -445,13 +469,15 @@ def main(argv=None) -> int:
             print("WARNING: --random-init: the network is UNTRAINED; the mesh and keypoints are meaningless "
                   "(a smoke test of the pipeline only)", file=sys.stderr)
             model, smpl = HMR().to(device).eval(), SMPL(args.model_path).to(device)
+            framing = "hmr" if args.framing == "auto" else args.framing
         else:
             if args.checkpoint is None:
                 print(f"note: no --checkpoint: using the book's small model ({BOOK_MODEL.name}, trained on a CPU in "
                       "the synthetic world only); expect rough results on real photographs", file=sys.stderr)
             loaded = load_model(args.checkpoint or BOOK_MODEL, device, args.model_path)
             model, smpl = loaded.hmr, loaded.smpl
-        out = run_demo(args.image, args.out_dir, model, smpl, args.box, args.render_backend, args.random_init)
+            framing = training_framing(loaded.config) if args.framing == "auto" else args.framing
+        out = run_demo(args.image, args.out_dir, model, smpl, args.box, args.render_backend, args.random_init, framing)
     except (FileNotFoundError, ImageError, CheckpointError, ModelFileError, ValueError) as err:
         sys.exit(f"error: {err}")
     if out.note:

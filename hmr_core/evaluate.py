@@ -22,23 +22,29 @@ reasoning behind every choice is in ``docs/evaluation.md``):
 
 Which samples count: 3D metrics use the samples that have 3D joints, or SMPL labels from which the
 joints are computed with the evaluated body model (3DPW in SPIN's files); only the joints with
-confidence > 0 enter (SPIN's Human3.6M files have no LSP head top: 13 joints there), and a sample
-without both hips is left out of the 3D metrics. 2D metrics use the samples with at least one visible
+confidence > 0 enter, and a sample without both hips is left out of the 3D metrics. SPIN's Human3.6M
+and MPI-INF-3DHP files have no LSP head top in slot 13; their head joint (slot 18) stands in for it, as
+in HMR's code (``datasets.spin_to_joints_3d``), so both are measured on 14 joints. 2D metrics use the samples with at least one visible
 LSP keypoint. The plausibility measures use every sample.
 
 Human3.6M's protocols. Papers use "protocol 1/2" in two incompatible ways:
 
 * HMR's paper (Kanazawa et al., CVPR 2018, Sec. 4.1 and Tables 1-2), after Bogo et al. (SMPLify) and
-  Lassner et al. (UP-3D): both protocols test on subjects S9 and S11 (training on S1, S5-S8). P1 uses
-  all four cameras; P2 only the frontal camera. The names say which images are tested, not the metric:
-  HMR reports PA-MPJPE for both and MPJPE for P1 only. SPIN's preprocessed files follow this naming:
-  ``h36m_valid_protocol1.npz`` (S9, S11, all four cameras, every 5th frame) and
-  ``h36m_valid_protocol2.npz`` (the same, camera 60457274 only).
+  Lassner et al. (UP-3D): both protocols test on subjects S9 and S11 (training on S1, S5-S8). HMR's code
+  (``src/benchmark/evaluate_h36m.py``, ``get_h36m_seqs``) defines P1 as all four cameras and both trials
+  of every action, and P2 as camera 3 (60457274, the frontal one) and trial 1 only. The names say which
+  images are tested, not the metric: HMR reports PA-MPJPE for both and MPJPE for P1 only. SPIN's
+  preprocessed files follow this naming: ``h36m_valid_protocol1.npz`` (S9, S11, all four cameras, both
+  trials, every 5th frame) and ``h36m_valid_protocol2.npz`` (the same, camera 60457274 only, both trials);
+  the split ``test_p2`` keeps its first trials (``datasets.h36m_first_trial``), ``test_p2_all_trials``
+  all of it.
 * Many other papers (e.g. Martinez et al. 2017 and their successors): "protocol 1" means MPJPE and
   "protocol 2" means PA-MPJPE, often on S9/S11 with every 64th frame or all frames.
 
 This module uses HMR's convention: the row "h36m P1" is the all-camera file, "h36m P2" the frontal
-camera; both MPJPE and PA-MPJPE are printed for every row. Numbers here are not directly comparable
+camera's first trials; both MPJPE and PA-MPJPE are printed for every row. Two differences from HMR's
+script remain: the mean is over samples, where HMR's averages the mean of each action; and the frames
+are SPIN's every 5th (HMR's Human3.6M test files, which fixed its frames, were not released). Numbers here are not directly comparable
 with published ones: the predicted 3D joints are the body model's LSP keypoints (as in HMR's code; SPIN
 uses the Human3.6M joint regressor on the mesh), and 3DPW's ground truth joints come from the evaluated
 (neutral) body model rather than the gendered SMPL models.
@@ -89,14 +95,15 @@ METRIC_MM = 1000.0  # metres → millimetres
 LSP_HIPS = (constants.LSP_JOINT_NAMES.index("right_hip"), constants.LSP_JOINT_NAMES.index("left_hip"))
 PCK2D_FRACTIONS = (0.05, 0.1)  # 2D PCK thresholds as fractions of the crop side
 PROTOCOL_CONVENTION = (
-    "Human3.6M protocols named as in HMR's paper: P1 = S9+S11, all 4 cameras; P2 = S9+S11, frontal camera "
-    "only (SPIN's h36m_valid_protocol1/2.npz: every 5th frame). Both MPJPE (mid-hip aligned) and PA-MPJPE "
-    "are given for each; in many other papers 'protocol 1' means MPJPE and 'protocol 2' PA-MPJPE instead."
+    "Human3.6M protocols as HMR's code defines them: P1 = S9+S11, all 4 cameras, both trials; P2 = S9+S11, "
+    "frontal camera, trial 1 only (from SPIN's h36m_valid_protocol1/2.npz: every 5th frame). Both MPJPE "
+    "(mid-hip aligned) and PA-MPJPE are given for each; in many other papers 'protocol 1' means MPJPE and "
+    "'protocol 2' PA-MPJPE instead."
 )
 # Real datasets: name → [(split in ``datasets.DATASETS``, row label, protocol note)].
 REAL_TEST_SPLITS = {
-    "h36m": [("test_p1", "h36m P1", "Human3.6M P1 (HMR's naming): S9, S11, all 4 cameras"),
-             ("test_p2", "h36m P2", "Human3.6M P2 (HMR's naming): S9, S11, frontal camera only")],
+    "h36m": [("test_p1", "h36m P1", "Human3.6M P1 (HMR's code): S9, S11, all 4 cameras, both trials"),
+             ("test_p2", "h36m P2", "Human3.6M P2 (HMR's code): S9, S11, frontal camera, trial 1")],
     "mpi_inf_3dhp": [("test", "mpi_inf_3dhp", "MPI-INF-3DHP test set (SPIN's mpi_inf_3dhp_valid.npz), 14 LSP joints")],
     "3dpw": [("test", "3dpw", "3DPW test; GT joints from the evaluated body model on the GT θ, β")],
     "lsp": [("test", "lsp", "LSP test (2D keypoints only)")],
@@ -142,7 +149,7 @@ def joint_errors(pred_joints_3d: torch.Tensor, gt_joints_3d: torch.Tensor, confi
     """MPJPE, PA-MPJPE, per-joint error and PCK3D/AUC of every iteration, with ``hmr_core.metrics``.
 
     Samples are grouped by which joints are labelled; each group is measured on its labelled joints
-    (all 14 on most datasets, 13 on SPIN's Human3.6M files, which lack the LSP head top).
+    (all 14 on the 3D datasets; fewer where a file leaves joints unlabelled).
 
     Args:
         pred_joints_3d: (N, T, J, 3) predicted LSP joints, metres.

@@ -174,9 +174,11 @@ def build_data(config: TrainConfig) -> TrainingData:
         if not config.datasets:
             raise ValueError("data='real' needs datasets=(...), e.g. --set 'datasets=[\"lsp\", \"h36m\"]'")
         augment = {} if config.augment else {"augment": None}
-        train = ConcatDataset([open_dataset(name, config.data_dir, "train", skip_bad_samples=True, **augment)
+        train = ConcatDataset([open_dataset(name, config.data_dir, "train", skip_bad_samples=True, **augment,
+                                            use_smpl_labels=name != "mpi_inf_3dhp" or config.mpi_inf_3dhp_smpl_fits)
                                for name in config.datasets])
-        # Human3.6M protocol 2 (frontal camera, S9 and S11; see docs/evaluation.md) for periodic evaluation.
+        # Human3.6M protocol 2 (S9 and S11, frontal camera, first trial; see docs/evaluation.md) for periodic
+        # evaluation.
         evaluation = open_dataset("h36m", config.data_dir, "test_p2", augment=None) if "h36m" in config.datasets else None
         return TrainingData(train, evaluation, pose_pool)
     raise ValueError(f"data must be 'synthetic' or 'real', got {config.data!r}")

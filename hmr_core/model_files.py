@@ -274,10 +274,12 @@ def validate_model_arrays(arrays: dict[str, np.ndarray], path="model") -> dict[s
     check_shape(path, "f", out["f"], (None, 3))
     if "J_regressor_lsp" in out:
         check_shape(path, "J_regressor_lsp", out["J_regressor_lsp"], (constants.NUM_LSP_JOINTS, num_verts))
+    if "J_regressor_face" in out:
+        check_shape(path, "J_regressor_face", out["J_regressor_face"], (len(constants.FACE_KEYPOINT_NAMES), num_verts))
     if "face_vertex_ids" in out:
         check_shape(path, "face_vertex_ids", out["face_vertex_ids"], (len(constants.FACE_KEYPOINT_NAMES),))
 
-    for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "J_regressor_lsp"):
+    for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "J_regressor_lsp", "J_regressor_face"):
         if key in out:
             out[key] = out[key].astype(np.float64)
             if not np.isfinite(out[key]).all():
@@ -296,8 +298,33 @@ def validate_model_arrays(arrays: dict[str, np.ndarray], path="model") -> dict[s
     return out
 
 
+def with_cocoplus_keypoints(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Use HMR's ``cocoplus_regressor`` (19, V), when a file has one, for the 19 keypoints.
+
+    HMR's model file ``neutral_smpl_with_cocoplus_reg.pkl`` regresses all its keypoints with this matrix
+    (``src/tf_smpl/batch_smpl.py``, ``joint_type='cocoplus'``): its first 14 rows become
+    ``J_regressor_lsp`` and its last 5 ``J_regressor_face``. Keys the file already has are kept.
+
+    Args:
+        arrays: a model file's arrays.
+
+    Returns:
+        A new dict with the keypoint regressors added (the same arrays if there is no cocoplus regressor).
+    """
+    coco = arrays.get(constants.COCOPLUS_REGRESSOR_KEY)
+    if coco is None:
+        return arrays
+    out = dict(arrays)
+    out.setdefault("J_regressor_lsp", coco[: constants.NUM_LSP_JOINTS])
+    out.setdefault("J_regressor_face", coco[constants.NUM_LSP_JOINTS:])
+    return out
+
+
 def load_model_arrays(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     """Load and check a body model: an SMPL-format ``.npz`` or the official ``.pkl``.
+
+    HMR's ``neutral_smpl_with_cocoplus_reg.pkl`` is read with its own keypoint regressor
+    (``with_cocoplus_keypoints``), as ``convert`` does.
 
     Args:
         path: the file, or None for ``$HMR_SMPL_MODEL`` or else the open model.
@@ -310,7 +337,7 @@ def load_model_arrays(path: str | os.PathLike | None = None) -> dict[str, np.nda
     """
     path = resolve_model_path(path)
     if path.suffix == ".pkl":
-        arrays = read_smpl_pickle(path)
+        arrays = with_cocoplus_keypoints(read_smpl_pickle(path))
         name = path.stem
     else:
         try:
@@ -337,7 +364,8 @@ def convert_smpl_pickle(
     """Convert an official SMPL ``.pkl`` into an SMPL-format ``.npz``, without chumpy.
 
     HMR's ``neutral_smpl_with_cocoplus_reg.pkl`` also holds ``cocoplus_regressor`` (19, 6890); its first
-    14 rows become ``J_regressor_lsp``. Otherwise a (14, V) ``.npy`` can be given.
+    14 rows become ``J_regressor_lsp`` and its last 5 ``J_regressor_face`` (``with_cocoplus_keypoints``).
+    Otherwise a (14, V) ``.npy`` can be given for the LSP joints.
 
     Args:
         pkl_path: the official model file.
@@ -347,15 +375,13 @@ def convert_smpl_pickle(
     Returns:
         The arrays written.
     """
-    arrays = read_smpl_pickle(pkl_path)
-    if "cocoplus_regressor" in arrays and "J_regressor_lsp" not in arrays:
-        arrays["J_regressor_lsp"] = arrays["cocoplus_regressor"][: constants.NUM_LSP_JOINTS]
+    arrays = with_cocoplus_keypoints(read_smpl_pickle(pkl_path))
     if lsp_regressor is not None:
         arrays["J_regressor_lsp"] = np.load(lsp_regressor, allow_pickle=False)
     checked = validate_model_arrays(arrays, pkl_path)
     keep = constants.MODEL_REQUIRED_KEYS + constants.MODEL_KEYPOINT_KEYS
     out = {k: checked[k] for k in keep if k in checked}
-    for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "J_regressor_lsp"):
+    for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "J_regressor_lsp", "J_regressor_face"):
         if key in out:
             out[key] = out[key].astype(np.float32)
     out["f"] = out["f"].astype(np.int32)

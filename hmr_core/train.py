@@ -28,13 +28,12 @@ from torch.nn.parallel import DistributedDataParallel
 from hmr_core import losses
 from hmr_core.body_model import SMPL
 from hmr_core.checkpoints import CHECKPOINT_NAME, RESUME_CHECKPOINT_KEYS, CheckpointError, read_checkpoint, save_checkpoint
-from hmr_core.config import PRESETS, TrainConfig, make_config
+from hmr_core.config import PRESETS, TrainConfig, check_paper_inputs, make_config
 from hmr_core.discriminator import NUM_BODY_JOINTS, FactorizedDiscriminator
 from hmr_core.encoder import load_imagenet_weights
-from hmr_core.evaluate import LSP_HIPS, METRIC_MM
+from hmr_core.evaluate import ground_truth_joints, joint_errors
 from hmr_core.hmr import HMR, predict_bodies
 from hmr_core.loaders import build_data, make_loader, sample_pose_pool
-from hmr_core.metrics import mpjpe, pa_mpjpe
 from hmr_core.regressor import mean_theta
 
 
@@ -223,20 +222,24 @@ def set_rng_state(state: dict) -> None:
 # --------------------------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(hmr, smpl, loader, device, scaler_ctx, max_samples: int) -> dict:
-    """MPJPE and PA-MPJPE (mm) of Θ_T on the 14 LSP joints, for samples with 3D ground truth."""
+    """MPJPE and PA-MPJPE (mm) of Θ_T on the labelled LSP joints, for samples with 3D ground truth.
+
+    Joints with confidence 0 are left out, exactly as in ``python -m hmr_core.evaluate``
+    (``evaluate.ground_truth_joints`` and ``evaluate.joint_errors``).
+    """
     hmr.eval()
     errs, pa_errs, seen = [], [], 0
     for batch in loader:
         batch = to_device(batch, device)
         with scaler_ctx():
             thetas = hmr(batch["img"])
-        pred = predict_bodies(thetas[:, -1:].float(), smpl)
-        has = batch["has_3d"] > 0
+        pred = predict_bodies(thetas[:, -1:].float(), smpl)  # (B, 1) leading axes: Θ_T
+        gt, confidence = ground_truth_joints(batch, smpl)  # (B, 14, 3), (B, 14)
+        has = (confidence > 0).any(dim=1)
         if has.any():
-            gt = batch["joints_3d"][has][..., :3]
-            pj = pred.joints_3d[:, 0][has]
-            errs.append(mpjpe(pj, gt, root=LSP_HIPS) * METRIC_MM)
-            pa_errs.append(pa_mpjpe(pj, gt) * METRIC_MM)
+            errors = joint_errors(pred.joints_3d[has], gt[has], confidence[has])  # (1, N) each, mm
+            errs.append(errors.mpjpe[0])
+            pa_errs.append(errors.pa_mpjpe[0])
         seen += len(batch["img"])
         if seen >= max_samples:
             break
@@ -373,12 +376,17 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
 
     Raises:
         TrainingDiverged: the loss went NaN or above ``config.max_loss``.
+        ValueError: for ``paper_inputs_required`` without ImageNet weights or a pose pool (``config.check_paper_inputs``).
     """
     run_dir = Path(config.run_dir)
     ckpt_path = run_dir / CHECKPOINT_NAME
     if resume:
         config = TrainConfig.from_json(run_dir / "config.json")
+    departures = check_paper_inputs(config)  # raises for a paper-setting run without the paper's inputs
     rt = setup_runtime(config)
+    if rt.is_main:
+        for line in departures:
+            print(line, file=sys.stderr)
     seed_everything(config.seed + rt.rank)
     if rt.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -223,12 +223,23 @@ def test_keypoints_follow_the_image(params):
     assert_close(_centroid(crop), expected_px, atol=0.35, rtol=0)
 
 
-def test_keypoints_outside_the_crop_become_invisible():
+def test_keypoints_outside_the_crop_keep_their_visibility_as_in_hmr():
+    """HMR's image_preprocessing carries the visibility through the crop: a truncated body is still
+    supervised, its keypoints beyond [-1, 1]; keep_outside=False (a switch) makes them invisible."""
     kp = np.array([[50.0, 50.0, 1.0], [500.0, 50.0, 1.0], [60.0, 60.0, 0.0]] + [[55.0, 55.0, 1.0]] * 16)
-    out = transform_keypoints(kp, crop_transform((50.0, 50.0), 100.0), flip=False)
+    matrix = crop_transform((50.0, 50.0), 100.0)
+    out = transform_keypoints(kp, matrix, flip=False)
     assert out[0, 2] == 1 and np.abs(out[0, :2]).max() <= 1
-    assert (out[1] == 0).all()  # outside: invisible and zeroed
+    assert out[1, 2] == 1 and out[1, 0] == pytest.approx(2 * 500.0 / 100.0 - 1)  # x = 9: outside, visible
     assert (out[2] == 0).all()  # unlabelled stays unlabelled
+    strict = transform_keypoints(kp, matrix, flip=False, keep_outside=False)
+    assert (strict[1] == 0).all()  # outside: invisible and zeroed
+    np.testing.assert_array_equal(np.delete(strict, 1, 0), np.delete(out, 1, 0))
+    # augment_labels passes the choice on.
+    labels = augment_labels(kp, np.zeros((14, 4)), np.zeros(72), matrix, AugmentParams())
+    assert labels.keypoints_2d[1, 2] == 1
+    labels = augment_labels(kp, np.zeros((14, 4)), np.zeros(72), matrix, AugmentParams(), keep_outside_keypoints=False)
+    assert labels.keypoints_2d[1, 2] == 0
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from hmr_core.datasets import (
     DATASETS,
     DatasetError,
     HMRDataset,
+    h36m_first_trial,
     load_annotations,
     open_dataset,
     spin_to_joints_3d,
@@ -48,6 +51,49 @@ def test_spin_joints_map_to_hmr_keypoints_by_name():
     joints = spin_to_joints_3d(np.concatenate((part, part[..., :1]), axis=2))
     assert joints.shape == (1, 14, 4) and joints[0, :, 0].tolist() == list(range(14))
     assert (spin_to_joints_3d(part)[..., 3] == 1).all()  # (N, 24, 3): confidence 1
+
+
+def test_h36m_head_comes_from_slot_18_when_slot_13_is_empty(tmp_path):
+    """SPIN's Human3.6M and MPI-INF-3DHP files fill slot 18 ("Head (H36M)"), never slot 13 (the LSP
+    head top); HMR's code and SPIN's J24_TO_J14 use that head as the 14th joint, in 2D and 3D."""
+    n = 3
+    rng = np.random.default_rng(0)
+    h36m_slots = [14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6]  # SPIN's preprocess/h36m.py
+    part, joints = np.zeros((n, 24, 3)), np.zeros((n, 24, 4))
+    part[:, h36m_slots] = np.concatenate((rng.uniform(10, 80, (n, 17, 2)), np.ones((n, 17, 1))), axis=-1)
+    joints[:, h36m_slots] = np.concatenate((rng.normal(size=(n, 17, 3)), np.ones((n, 17, 1))), axis=-1)
+    path = tmp_path / "h36m_like.npz"
+    np.savez(path, **spin_arrays(n, part=part, S=joints))
+    ann = load_annotations(path)
+    head = constants.LSP_JOINT_NAMES.index("head_top")
+    assert (ann.keypoints_2d[:, :14, 2] > 0).all() and (ann.joints_3d[..., 3] > 0).all()  # 14 joints, not 13
+    np.testing.assert_allclose(ann.keypoints_2d[:, head, :2], part[:, 18, :2] + 0.5)  # + half a pixel
+    np.testing.assert_allclose(ann.joints_3d[:, head], joints[:, 18].astype(np.float32))
+    # Where slot 13 is labelled (LSP, MPII, COCO), slot 18 is not used.
+    both = part.copy()
+    both[:, 13] = (5.0, 6.0, 1.0)
+    np.testing.assert_array_equal(spin_to_keypoints(both)[:, head], both[:, 13])
+    # Through the dataset: all 14 LSP joints reach the sample, the head inside the crop.
+    write_images(tmp_path / "images", [f"im{i}.jpg" for i in range(n)])
+    sample = HMRDataset(path, tmp_path / "images", augment=NO_AUGMENTATION)[0]
+    assert sample["joints_3d"][:, 3].sum() == 14 and sample["keypoints_2d"][head, 2] == 1
+
+
+def test_truncated_keypoints_stay_visible_unless_switched_off(tmp_path):
+    """A labelled wrist outside the person box reaches the sample visible (HMR's code supervises
+    truncated bodies); AugmentConfig(keep_outside_keypoints=False) drops it."""
+    part = np.zeros((1, 24, 3))
+    part[0, :14] = (48.0, 48.0, 1.0)
+    part[0, 6] = (95.0, 48.0, 1.0)  # right wrist, beyond the 80-pixel box around (48, 48)
+    path = tmp_path / "lsp_like.npz"
+    np.savez(path, **spin_arrays(1, part=part))
+    write_images(tmp_path / "images", ["im0.jpg"])
+    kept = HMRDataset(path, tmp_path / "images", augment=NO_AUGMENTATION)[0]["keypoints_2d"]
+    assert kept[6, 2] == 1 and kept[6, 0] > 1
+    strict = AugmentConfig(scale_min=1.0, scale_max=1.0, translation_max=0.0, rotation_probability=0.0,
+                           flip_probability=0.0, color_noise=0.0, keep_outside_keypoints=False)
+    dropped = HMRDataset(path, tmp_path / "images", augment=strict)[0]["keypoints_2d"]
+    assert (dropped[6] == 0).all() and dropped[0, 2] == 1
 
 
 def test_every_dataset_names_its_files_and_terms():
@@ -127,6 +173,36 @@ def test_open_dataset_reads_the_standard_layout(tmp_path):
         open_dataset("lsp_ext", tmp_path, split="test")
     with pytest.raises(DatasetError, match="annotation file .*mpii_train.npz does not exist"):
         open_dataset("mpii", tmp_path)
+
+
+def test_h36m_protocol_2_is_hmrs_frontal_camera_first_trial(tmp_path):
+    """HMR's evaluate_h36m.py: protocol 2 is camera 3 and trial 1 only; SPIN's protocol-2 file (its
+    names as preprocess/h36m.py writes them) holds both trials."""
+    names = ["images/S9_Directions.60457274_000001.jpg", "images/S9_Directions_1.60457274_000001.jpg",
+             "images/S11_Discussion_1.60457274_000006.jpg", "images/S11_Discussion_2.60457274_000006.jpg",
+             "images/S9_Directions.60457274_000006.jpg", "images/S11_WalkDog.60457274_000001.jpg"]
+    np.testing.assert_array_equal(h36m_first_trial(np.array(names)), [1, 0, 1, 0, 1, 1])
+    n = len(names)
+    joints = np.zeros((n, 24, 4))
+    joints[:, [2, 3], 3] = 1.0
+    root = tmp_path / "root"
+    (root / "dataset_extras").mkdir(parents=True)
+    np.savez(root / "dataset_extras" / "h36m_valid_protocol2.npz", imgname=np.array(names),
+             center=np.full((n, 2), 48.0), scale=np.full(n, 0.4), S=joints)
+    write_images(root / "h36m" / "images", [Path(name).name for name in names])
+    p2 = open_dataset("h36m", root, "test_p2", augment=None)
+    assert len(p2) == 4 and p2.rows.tolist() == [0, 2, 4, 5]
+    assert len(open_dataset("h36m", root, "test_p2_all_trials", augment=None)) == n
+    with pytest.raises(DatasetError, match="not a Human3.6M image name"):
+        h36m_first_trial(np.array(["frame_0001.jpg"]))
+
+
+def test_smpl_labels_can_be_ignored(fixture_3d):
+    """SPIN's MPI-INF-3DHP file carries SMPLify fits as SMPL labels, which HMR never had."""
+    path, images = fixture_3d
+    assert HMRDataset(path, images, augment=None)[0]["has_smpl"] == 1
+    without = HMRDataset(path, images, augment=None, use_smpl_labels=False)
+    assert without[0]["has_smpl"] == 0 and without.has_3d.all()  # the 3D joints stay
 
 
 def test_large_jpegs_are_decoded_at_reduced_size_with_the_same_labels(tmp_path):

@@ -84,6 +84,26 @@ def test_box_crop_scales_the_box_diagonal_to_150_pixels():
     assert np.linalg.norm(corners[1] - corners[0]) == pytest.approx(demo.BOX_DIAGONAL_PX)
 
 
+def test_spin_framing_matches_spins_preprocessed_boxes_and_follows_the_training_data():
+    """SPIN's files frame a person as 1.2 × the larger side of the keypoints' box; a model trained on
+    them is shown people framed that way (--framing auto), the synthetic world's models HMR's way."""
+    from hmr_core.config import make_config
+
+    image = np.zeros((200, 300, 3), np.uint8)
+    _, info = demo.preprocess_image(image, box=(100, 40, 130, 80), framing="spin")
+    assert info.center.tolist() == [115.0, 60.0] and info.box_size == pytest.approx(1.2 * 40)
+    # SPIN's lsp_dataset_original.py: scale = 1.2 · max(box side) / 200; the dataset crops 200 · scale.
+    assert info.box_size == pytest.approx(constants.BOX_SCALE_UNIT * (1.2 * 40 / 200))
+    # For a standing person's box (here 30 × 80), HMR's framing shows the person smaller by about 1.3.
+    hmr = demo.crop_square((200, 300), (100, 0, 130, 80))[1]
+    spin = demo.crop_square((200, 300), (100, 0, 130, 80), "spin")[1]
+    assert 1.3 < hmr / spin < 1.5
+    assert demo.training_framing(make_config("real")) == "spin"
+    assert demo.training_framing(make_config("book_cpu")) == "hmr"
+    with pytest.raises(ValueError, match="framing must be one of"):
+        demo.crop_square((200, 300), (100, 0, 130, 80), "tight")
+
+
 def test_grayscale_and_transparent_images_are_converted_with_a_note(tmp_path):
     Image.fromarray(np.full((40, 50), 90, np.uint8)).save(tmp_path / "gray.png")
     gray = demo.read_image(tmp_path / "gray.png")

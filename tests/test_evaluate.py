@@ -121,7 +121,7 @@ def test_rotation_angle_is_the_geodesic_distance():
 
 
 def test_partially_labelled_joints_are_measured_on_the_labelled_ones():
-    """SPIN's Human3.6M files have no LSP head top: those samples use 13 joints, the others 14."""
+    """A joint with confidence 0 is left out: those samples are measured on 13 joints, the others 14."""
     gen = torch.Generator().manual_seed(0)
     pred = torch.randn(5, 2, 14, 3, generator=gen)  # (N, T, J, 3)
     gt = torch.randn(5, 14, 3, generator=gen)

@@ -115,6 +115,42 @@ def test_cocoplus_regressor_becomes_lsp_regressor(official_style_pickle, tmp_pat
     np.testing.assert_array_equal(out["J_regressor_lsp"], coco[:14])
 
 
+def test_hmr_pickle_loaded_directly_uses_its_cocoplus_regressor(official_style_pickle, tmp_path, monkeypatch):
+    """A pickle laid out like HMR's neutral_smpl_with_cocoplus_reg.pkl: the official model's chumpy and
+    sparse arrays plus a sparse 'cocoplus_regressor' (19, 6890). Loaded directly (a path or
+    $HMR_SMPL_MODEL), all 19 keypoints come from that regressor, as in HMR's batch_smpl.py."""
+    path, arrays = official_style_pickle
+    rng = np.random.default_rng(0)
+    coco = np.zeros((19, 6890))
+    for k in range(19):  # each keypoint a convex combination of a few vertices
+        verts = rng.choice(6890, size=4, replace=False)
+        coco[k, verts] = rng.dirichlet(np.ones(4))
+    chumpy, chumpy_ch, csc = (types.ModuleType(n) for n in ("chumpy", "chumpy.ch", "scipy.sparse.csc"))
+    chumpy_ch.Ch, csc.csc_matrix = _FakeCh, _FakeCsc
+    with monkeypatch.context() as m:
+        for mod in (chumpy, chumpy_ch, csc):
+            m.setitem(sys.modules, mod.__name__, mod)
+        with open(path, "rb") as f:
+            content = pickle.load(f)
+        content["cocoplus_regressor"] = _FakeCsc(coco)
+        hmr_pkl = tmp_path / "neutral_smpl_with_cocoplus_reg.pkl"
+        with open(hmr_pkl, "wb") as f:
+            pickle.dump(content, f, protocol=2)
+    loaded = load_model_arrays(hmr_pkl)
+    np.testing.assert_array_equal(loaded["J_regressor_lsp"], coco[:14])
+    np.testing.assert_array_equal(loaded["J_regressor_face"], coco[14:])
+    pose = torch.rand(2, 72, dtype=torch.float64) - 0.5
+    monkeypatch.setenv(constants.MODEL_ENV_VAR, str(hmr_pkl))
+    for smpl in (SMPL(hmr_pkl, dtype=torch.float64), SMPL(dtype=torch.float64)):
+        out = smpl(pose=pose)
+        assert_close(out.keypoints, torch.einsum("kv,bvc->bkc", torch.from_numpy(coco), out.vertices),
+                     atol=1e-10, rtol=0)
+    # convert keeps both regressors, so the .npz gives the same keypoints.
+    convert_smpl_pickle(hmr_pkl, tmp_path / "hmr.npz")
+    assert_close(SMPL(tmp_path / "hmr.npz", dtype=torch.float64)(pose=pose).keypoints, out.keypoints,
+                 atol=1e-5, rtol=0)
+
+
 class _Evil:
     def __init__(self, command):
         self.command = command

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -266,3 +267,95 @@ def test_trains_efficientnet_lite0_with_frozen_blocks(tmp_path, fixture_data):
     assert "_blocks.15._project_conv.weight" in {k.removeprefix("encoder.") for k in ckpt["hmr"]}
     with pytest.raises(ValueError, match="encoder_frozen_blocks is for encoder='efficientnet_lite0'"):
         train.train(tiny(tmp_path / "r18", encoder="resnet18", encoder_frozen_blocks=2), data=fixture_data())
+
+
+class _FixedTheta(torch.nn.Module):
+    """Stands in for HMR: predicts the same Θ for every image, for every IEF iteration."""
+
+    def __init__(self, theta):
+        super().__init__()
+        self.register_buffer("theta", theta)
+
+    def forward(self, images):
+        return self.theta.expand(len(images), 3, -1)
+
+
+def test_in_training_evaluation_of_a_perfect_prediction_is_zero_mm():
+    """A batch laid out like SPIN's Human3.6M test files: an unlabelled joint sits at (0, 0, 0) with
+    confidence 0. Predicting the labelled joints exactly must score 0 mm (the unmasked error was
+    59.5 mm MPJPE here); the result matches ``python -m hmr_core.evaluate``'s masking."""
+    from hmr_core.body_model import SMPL
+    from hmr_core.hmr import predict_bodies
+    from hmr_core.regressor import mean_theta
+
+    smpl = SMPL()
+    gen = torch.Generator().manual_seed(0)
+    theta = mean_theta()
+    theta[6:75] = 0.3 * torch.randn(69, generator=gen)
+    joints = predict_bodies(theta.expand(4, 1, -1), smpl).joints_3d[:, 0]  # (4, 14, 3)
+    gt = torch.cat((joints, torch.ones(4, 14, 1)), dim=-1)
+    gt[:, 12] = 0.0  # the neck unlabelled: position 0, confidence 0
+    batch = {"img": torch.zeros(4, 3, 8, 8), "joints_3d": gt, "has_3d": torch.ones(4),
+             "has_smpl": torch.zeros(4), "pose": torch.zeros(4, 72), "betas": torch.zeros(4, 10)}
+    result = train.evaluate(_FixedTheta(theta), smpl, [batch], torch.device("cpu"), train.contextlib.nullcontext, 8)
+    assert result["eval_samples"] == 4
+    assert result["mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
+    assert result["pa_mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
+    # The same prediction scored against all 14 joints, the unlabelled one at the origin, is far off.
+    batch["joints_3d"] = torch.cat((gt[..., :3], torch.ones(4, 14, 1)), dim=-1)
+    assert train.evaluate(_FixedTheta(theta), smpl, [batch], torch.device("cpu"), train.contextlib.nullcontext,
+                          8)["mpjpe_mm"] > 10
+
+
+def test_real_preset_trains_the_papers_55_epochs():
+    from hmr_core.config import HMR_TRAIN_IMAGES, paper_steps
+
+    config = make_config("real")
+    # src/data_loader.py num_examples: 1,000 + 10,000 + 20,000 + 312,188 + 79,344 + 147,221 images.
+    assert sum(HMR_TRAIN_IMAGES[d] for d in config.datasets) == 569_753
+    assert config.max_steps == paper_steps(config.datasets) == 489_632  # ⌈55 · 569,753 / 64⌉
+    assert config.max_steps * config.batch_size / 569_753 == pytest.approx(55, abs=1e-3)
+    assert paper_steps(config.datasets, epochs=75) == 667_680  # do_train.sh's --epoch 75
+    with pytest.raises(ValueError, match=r"no image count for \['3dpw'\]"):
+        paper_steps(["lsp", "3dpw"])
+
+
+def test_real_preset_refuses_to_start_without_imagenet_weights_and_a_pose_pool(tmp_path, capsys):
+    config = make_config("real", run_dir=str(tmp_path / "run"))
+    with pytest.raises(ValueError) as err:
+        train.train(config)
+    message = str(err.value)
+    assert "imagenet_weights=" in message and "pose_pool=" in message
+    assert "--set paper_inputs_required=false" in message
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+    # The command line says the same and exits.
+    with pytest.raises(SystemExit, match="paper_inputs_required=false"):
+        train.main(["--preset", "real", "--run-dir", str(tmp_path / "run"), "--set", "pose_pool=pool.npz"])
+    # With one input given, only the other is named.
+    with pytest.raises(ValueError) as err:
+        train.train(make_config("real", run_dir=str(tmp_path / "run"), pose_pool="pool.npz"))
+    assert "imagenet_weights=" in str(err.value) and "pose_pool=" not in str(err.value)
+    # Overridden, a real-data run warns on stderr and goes on (here, to the missing data).
+    config = make_config("real", run_dir=str(tmp_path / "run2"), data_dir=str(tmp_path / "none"),
+                         paper_inputs_required=False, pose_pool_size=10, device="cpu")
+    with pytest.raises(ValueError, match="does not exist"):
+        train.train(config)
+    stderr = capsys.readouterr().err
+    assert "WARNING: this real-data run lacks ImageNet weights for the resnet50 encoder" in stderr
+    assert "WARNING: this real-data run lacks a mocap pose pool" in stderr
+
+
+def test_real_data_ignores_spins_mpi_inf_3dhp_smpl_fits_unless_asked(tmp_path):
+    """HMR had no SMPL labels for MPI-INF-3DHP; SPIN's file carries SMPLify fits as has_smpl."""
+    from hmr_core.loaders import build_data
+
+    extras = tmp_path / "dataset_extras"
+    write_fixture_dataset(extras, num_samples=2, image_size=64, file_name="mpi_inf_3dhp_train.npz",
+                          image_folder="../mpi_inf_3dhp")
+    write_fixture_dataset(extras, num_samples=2, image_size=64, file_name="coco_2014_train.npz", image_folder="../coco")
+    config = make_config(data="real", data_dir=str(tmp_path), datasets=["mpi_inf_3dhp", "coco"], pose_pool_size=8)
+    mpi, other = build_data(config).train_set.datasets
+    assert (mpi.annotations.has_smpl == 0).all() and mpi.has_3d.all()  # its 3D joints stay
+    assert (other.annotations.has_smpl == 1).all()  # only MPI-INF-3DHP's fits are set aside
+    mpi = build_data(dataclasses.replace(config, mpi_inf_3dhp_smpl_fits=True)).train_set.datasets[0]
+    assert (mpi.annotations.has_smpl == 1).all()
