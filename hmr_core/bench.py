@@ -1,4 +1,4 @@
-"""Benchmarks that print numbers: ``python -m hmr_core.bench smpl|data|synthetic|train``.
+"""Benchmarks that print numbers: ``python -m hmr_core.bench smpl|data|synthetic|train|redraw``.
 
 ``smpl`` times one forward + backward pass (gradients for pose and betas) of ``hmr_core``'s SMPL and of
 ``smplx``'s SMPL on the same model in the same run. The model has SMPL's sizes (6,890 vertices, 24
@@ -23,6 +23,11 @@ earlier CPU model) is the baseline of each run.
 Adam updates, with the trainer's bf16 / channels-last / compile settings) and, in the same run, a
 baseline step written the way SPIN trains (fp32, NCHW, batch 64, the same ResNet-50 and regressor, SMPL
 on Θ_T only, no discriminator, plain Adam).
+
+``redraw`` times one redraw of the chapters' live sliders (SMPL with random β and joint rotations, the
+renderer, PNG encoding, as ``interactive.time_redraw`` measures it) at chapter 1's and chapter 2's image
+sizes, for every render backend that starts here; the NumPy rasteriser is the baseline of the run. A
+slider feels live below about 200 ms.
 """
 
 import argparse
@@ -293,6 +298,7 @@ def main(argv=None):
     encoder.add_argument("--repeats", type=int, default=5)
     add_synthetic_parser(sub)
     add_train_parser(sub)
+    add_redraw_parser(sub)
     args = parser.parse_args(argv)
     if args.what == "encoder":
         bench_encoder(batch_size=args.batch_size, repeats=args.repeats, device=args.device)
@@ -304,6 +310,8 @@ def main(argv=None):
         bench_data(args.num_images, args.workers, args.batch_size, args.image_size)
     if args.what == "train":
         bench_train_from_args(args)
+    if args.what == "redraw":
+        bench_redraw(args.sizes, args.backends, args.redraws, args.repeats)
 
 
 def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"), seed_start=0):
@@ -695,6 +703,73 @@ def add_train_parser(sub) -> None:
     bench.add_argument("--baseline-batch-size", type=int, default=None,
                        help=f"default: {SPIN_BATCH_SIZE} (SPIN's) on CUDA, else at most the smallest --batch-sizes")
     bench.add_argument("--seed", type=int, default=0)
+
+
+REDRAW_GOAL_MS = 200.0  # a slider redraw slower than this no longer feels live
+
+
+def bench_redraw(sizes=(256, 224), backends=("numpy", "pyrender"), redraws=10, repeats=2, seed=0):
+    """Print the milliseconds one slider redraw takes (SMPL, render, PNG), per backend and image size.
+
+    Args:
+        sizes: image sides in pixels (chapter 1 draws 256, chapter 2 the 224 crop).
+        backends: render backends to try; one that cannot start here is reported and skipped.
+        redraws: random slider positions per row.
+        repeats: passes over those positions (the first call of a backend is a warm-up, not timed).
+        seed: seed of the slider positions.
+
+    Returns:
+        A list of ``(backend, size, median_ms, max_ms)``.
+    """
+    from hmr_core import render
+    from hmr_core.body_model import SMPL
+    from hmr_core.interactive import time_redraw
+
+    smpl = SMPL()
+    faces = smpl.faces.numpy()
+    rng = np.random.default_rng(seed)
+    values = [{"betas": rng.uniform(-3, 3, constants.NUM_BETAS), "pose": rng.uniform(-0.6, 0.6, (9, 3)),
+               "yaw": rng.uniform(-np.pi, np.pi)} for _ in range(redraws)]
+    moved = [constants.SMPL_JOINT_NAMES.index(name) for name in (
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_hip", "right_hip", "left_knee",
+        "right_knee", "spine1")]
+
+    def draw(betas, pose, yaw, size, backend):
+        full = torch.zeros(1, constants.NUM_SMPL_JOINTS, 3)
+        full[0, moved] = torch.as_tensor(pose, dtype=torch.float32)
+        with torch.no_grad():
+            vertices = smpl(betas=torch.as_tensor(betas, dtype=torch.float32)[None], pose=full).vertices[0]
+        body = render.body_to_camera(vertices, float(yaw))
+        return render.render_mesh(body, faces, render.fit_cam(body), size=size, backend=backend)
+
+    print(f"# slider redraw, {datetime.date.today()}, {_cpu_name()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    print(f"SMPL ({smpl.model_name}) + render + PNG, {redraws} random slider positions x {repeats}; "
+          f"goal: median under {REDRAW_GOAL_MS:.0f} ms; baseline: the numpy backend")
+    print(f"{'backend':>9} {'size':>5} {'median ms':>10} {'max ms':>7}")
+    rows = []
+    for backend in backends:
+        try:
+            render.available_backend(backend)
+        except RuntimeError as err:
+            print(f"{backend:>9} unavailable: {err}")
+            continue
+        for size in sizes:
+            calls = [dict(v, size=size, backend=backend) for v in values]
+            draw(**calls[0])  # warm-up: the first call may start an OpenGL context
+            times = 1000 * time_redraw(draw, calls, repeats=repeats)
+            rows.append((backend, size, float(np.median(times)), float(times.max())))
+            print(f"{backend:>9} {size:>5} {np.median(times):>10.0f} {times.max():>7.0f}", flush=True)
+    return rows
+
+
+def add_redraw_parser(sub) -> None:
+    """The ``redraw`` subcommand of ``python -m hmr_core.bench``."""
+    redraw = sub.add_parser("redraw", help="milliseconds per slider redraw (SMPL, render, PNG)")
+    redraw.add_argument("--sizes", type=int, nargs="+", default=[256, 224])
+    redraw.add_argument("--backends", nargs="+", default=["numpy", "pyrender"])
+    redraw.add_argument("--redraws", type=int, default=10)
+    redraw.add_argument("--repeats", type=int, default=2)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """The chapter files, read without running them: every chapter installs ``hmr_core`` from the address
 that ``_config.yml`` gives the book (``python .ci/book_url.py`` writes it), in a hidden cell right after
-the chapter's title.
+the chapter's title; ends with exercises whose ``hmr_core`` names exist; points to ``docs/`` only through
+links into the repository, which the rendered book can follow; and times nothing in its asserts (speed
+lives in ``python -m hmr_core.bench``).
 """
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -48,3 +51,57 @@ def test_install_cell_follows_the_title_and_uses_the_book_address(path, requirem
     assert f'"{requirement}"' in source
     others = [i for i, cell in enumerate(cells) if i != 1 and "git+" in "".join(cell["source"])]
     assert not others, f"{path.name}: cells {others} name a git address too"
+
+
+def markdown_cells(path: Path) -> list[str]:
+    return ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+            if c["cell_type"] == "markdown"]
+
+
+def resolves(dotted: str) -> bool:
+    """Whether ``hmr_core.module.attr...`` names a module, or an attribute reachable from one."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda path: path.stem)
+def test_chapter_ends_with_exercises_that_name_real_functions(path):
+    last = "".join(json.loads(path.read_text(encoding="utf-8"))["cells"][-1]["source"])
+    assert last.startswith("## Exercises"), f"{path.name}: the last cell must be the exercises"
+    items = re.findall(r"^\d+\. ", last, flags=re.MULTILINE)
+    assert 3 <= len(items) <= 6, f"{path.name}: {len(items)} exercises, expected 3 to 6"
+    names = set(re.findall(r"`(hmr_core(?:\.\w+)+)", last))
+    assert names, f"{path.name}: no exercise names a function of hmr_core to check against"
+    missing = sorted(name for name in names if not resolves(name))
+    assert not missing, f"{path.name}: the exercises name {missing}, which hmr_core does not have"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda path: path.stem)
+def test_pointers_to_docs_are_links_into_the_repository(path):
+    config = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
+    blob = f"{config['repository']['url'].rstrip('/')}/blob/{config['repository'].get('branch', 'main')}/"
+    for text in markdown_cells(path):
+        for match in re.finditer(r"docs/[\w/.-]+\.md", text):
+            before, after = text[:match.start()], text[match.end():]
+            linked = before.endswith(blob) or (before.endswith("[`") and after.startswith("`](" + blob))
+            assert linked, f"{path.name}: {match.group()} is not a link to {blob}{match.group()}"
+            assert (REPO / match.group()).is_file(), f"{path.name}: {match.group()} does not exist"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda path: path.stem)
+def test_chapters_assert_no_timings(path):
+    code = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+            if c["cell_type"] == "code"]
+    timed = [line.strip() for cell in code for line in cell.splitlines()
+             if line.lstrip().startswith("assert") and re.search(r"\b(times?|seconds|elapsed|ms)\b", line)]
+    assert not timed, f"{path.name}: timing asserts belong in python -m hmr_core.bench: {timed}"
