@@ -363,7 +363,7 @@ def run_in_chromium(page: str | Path, probe_js: str, profile: str | Path, extra_
         raise RuntimeError("Chromium is not installed (Debian: apt-get install chromium)")
     page = Path(page)
     probe = ("<script>(function () { var report = null; try {\n" + probe_js + "\n} catch (err) {"
-             " report = {error: String(err && err.stack || err)}; }"
+             " report = {probe_error: String(err && err.stack || err)}; }"
              ' var out = document.createElement("pre"); out.id = "hmr-probe-report";'
              " out.textContent = JSON.stringify(report); document.body.appendChild(out); })();</script>")
     probed = page.with_name(page.stem + ".probe.html")
@@ -375,8 +375,8 @@ def run_in_chromium(page: str | Path, probe_js: str, profile: str | Path, extra_
     if not match:
         raise RuntimeError(f"the probe reported nothing (exit {result.returncode}):\n{result.stderr[-3000:]}")
     report = json.loads(html.unescape(match.group(1)))
-    if isinstance(report, dict) and "error" in report:
-        raise RuntimeError(f"the probe raised in the page:\n{report['error']}")
+    if isinstance(report, dict) and "probe_error" in report:
+        raise RuntimeError(f"the probe raised in the page:\n{report['probe_error']}")
     return report
 
 

@@ -336,7 +336,8 @@
     var self = this, last = null;
     canvas.addEventListener("pointerdown", function (e) {
       last = [e.clientX, e.clientY];
-      if (canvas.setPointerCapture) canvas.setPointerCapture(e.pointerId);
+      try { canvas.setPointerCapture(e.pointerId); } catch (err) { // a synthetic event has no pointer to capture
+      }
     });
     canvas.addEventListener("pointermove", function (e) {
       if (!last) return;
