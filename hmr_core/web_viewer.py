@@ -419,7 +419,7 @@ var nav = performance.getEntriesByType("navigation")[0];
 var moves = [], compute = [], n = viewer.sliders.length, seed = 1;
 function random() { seed = (seed * 16807) % 2147483647; return seed / 2147483647; }
 for (var k = 0; k < 3; k++) viewer.moveSlider(k, 0.5);  // warm-up: the JIT compiles the loops
-viewer.timings = [];
+viewer.timings = []; viewer.phases = [];
 for (var i = 0; i < MOVES; i++) {
   var s = viewer.sliders[i % n];
   moves.push(viewer.moveSlider(i % n, s.min + random() * (s.max - s.min)));
@@ -429,10 +429,11 @@ for (var j = 0; j < MOVES; j++) {
   viewer.betas[0] += 1e-3;  // a new β each time, so the shape step is not skipped
 }
 var gl = viewer.renderer && viewer.renderer.gl, info = gl && gl.getExtension("WEBGL_debug_renderer_info");
-report = {moves: moves, compute: compute, ready_ms: viewer.readyAt, webgl: !!viewer.renderer,
+report = {moves: moves, compute: compute, phases: viewer.phases, ready_ms: viewer.readyAt, webgl: !!viewer.renderer,
           dom_content_loaded_ms: nav ? nav.domContentLoadedEventEnd : null,
           renderer: info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : String(viewer.error),
           canvas: viewer.renderer ? [viewer.renderer.canvas.width, viewer.renderer.canvas.height] : null,
+          antialias: gl ? gl.getContextAttributes().antialias : null,
           user_agent: navigator.userAgent};
 """
 
@@ -479,8 +480,9 @@ def bench(moves: int = 200, repeats: int = 3) -> dict:
             report["process_s"] = time.perf_counter() - start
             runs.append(report)
     move_ms = np.concatenate([r["moves"] for r in runs])
-    compute_ms = np.concatenate([r["compute"] for r in runs])
+    compute_ms_all = np.concatenate([r["compute"] for r in runs])
     ready_ms = np.array([r["ready_ms"] for r in runs])
+    phases = np.concatenate([r["phases"] for r in runs])  # (moves, 3)
     # the baseline: one redraw of the chapter's live sliders in a kernel
     smpl = SMPL()
     faces = smpl.faces.numpy()
@@ -502,29 +504,35 @@ def bench(moves: int = 200, repeats: int = 3) -> dict:
     result = {
         "date": datetime.date.today().isoformat(),
         "cpu": f"{_cpu_name()}, {os.cpu_count()} cores visible",
+        "load_average": os.getloadavg()[0],
         "browser": runs[0]["user_agent"],
         "webgl": runs[0]["renderer"],
         "canvas_px": runs[0]["canvas"],
+        "antialias": runs[0]["antialias"],
         "data_bytes": size_bytes,
         "page_bytes": page_bytes,
         "load_ms": ready_ms.tolist(),
         "move_median_ms": float(np.median(move_ms)),
         "move_p90_ms": float(np.percentile(move_ms, 90)),
         "move_max_ms": float(move_ms.max()),
-        "compute_median_ms": float(np.median(compute_ms)),
+        "compute_median_ms": float(np.median(compute_ms_all)),
+        "phase_median_ms": np.median(phases, axis=0).tolist(),
         "kernel_median_ms": float(np.median(kernel_ms)),
         "kernel_backend": render.available_backend(),
     }
     print(f"web viewer benchmark, {result['date']}")
-    print(f"CPU: {result['cpu']}; browser: {result['browser']}")
-    print(f"WebGL: {result['webgl']}, canvas {result['canvas_px']} px")
+    print(f"CPU: {result['cpu']}, load average {result['load_average']:.1f}; browser: {result['browser']}")
+    print(f"WebGL: {result['webgl']}, canvas {result['canvas_px']} px, multisampling {result['antialias']}")
     print(f"data {size_bytes / 1e6:.2f} MB (limit 3 MB), whole page {page_bytes / 1e6:.2f} MB")
     print("page load, navigation start to the first frame drawn: "
           + ", ".join(f"{x:.0f}" for x in ready_ms) + " ms (one per load; goal < 2,000 ms)")
     print(f"slider move (M(β, θ), normals, upload, draw, wait for the frame), {len(move_ms)} moves: "
           f"median {result['move_median_ms']:.1f} ms, 90th percentile {result['move_p90_ms']:.1f} ms, "
           f"max {result['move_max_ms']:.1f} ms (goal ≤ 30 ms)")
-    print(f"of which M(β, θ) in JavaScript alone: median {result['compute_median_ms']:.1f} ms")
+    compute_ms, upload_ms, draw_ms = result["phase_median_ms"]
+    print(f"  medians of its steps: M(β, θ) {compute_ms:.1f} ms, normals and upload {upload_ms:.1f} ms, "
+          f"draw and wait {draw_ms:.1f} ms")
+    print(f"M(β, θ) in JavaScript alone, {len(compute_ms_all)} calls: median {result['compute_median_ms']:.1f} ms")
     print(f"baseline, a kernel redraw (SMPL + {result['kernel_backend']} render, 256 px): "
           f"median {result['kernel_median_ms']:.1f} ms")
     return result
