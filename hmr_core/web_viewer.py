@@ -132,6 +132,7 @@ def pack_model(arrays: dict[str, np.ndarray] | None = None, num_betas: int = con
         ValueError: for a model with pose blend shapes (without ``drop_pose_blend_shapes``), with more
             than 255 joints, or with fewer shape coefficients than ``num_betas``.
     """
+    from hmr_core.body_model import keypoint_regressor, sparse_rows
     from hmr_core.model_files import load_model_arrays, validate_model_arrays
 
     arrays = load_model_arrays(None) if arrays is None else validate_model_arrays(arrays)
@@ -160,6 +161,13 @@ def pack_model(arrays: dict[str, np.ndarray] | None = None, num_betas: int = con
     joint_template = regressor @ v_template.astype(np.float64)  # (J, 3)
     joint_shapedirs = np.einsum("jv,vks->sjk", regressor, shapedirs[..., :num_betas])  # (S, J, 3)
     faces = np.asarray(arrays["f"])
+    keypoints = {}
+    try:  # HMR's 19 keypoints, for the camera's view; a model without their regressor shows none
+        index, weight = sparse_rows(keypoint_regressor(arrays))  # (K, N) each
+        keypoints = {"num_keypoints": len(index), "keypoint_index": _b64(index.astype(np.uint32).reshape(-1)),
+                     "keypoint_weight": _b64(weight.astype(np.float64).reshape(-1))}
+    except ValueError:
+        pass
     faces_dtype = "uint16" if num_verts <= np.iinfo(np.uint16).max else "uint32"
     # Frame the rest body: look at the middle of its bounding box from the front, a little above.
     low, high = v_template.min(0).astype(float), v_template.max(0).astype(float)
@@ -182,6 +190,7 @@ def pack_model(arrays: dict[str, np.ndarray] | None = None, num_betas: int = con
         "skin_weight": _b64(skin_weight.astype(np.float32)),
         "joint_template": _b64(joint_template.reshape(-1)),
         "joint_shapedirs": _b64(joint_shapedirs.reshape(-1)),
+        **keypoints,
         "view": {"yaw": 0.35, "pitch": 0.12, "distance": distance, "fov": fov,
                  "target": [float(x) for x in (low + high) / 2]},
     }
@@ -221,12 +230,29 @@ def shape_error_bound(packed: dict, betas: np.ndarray) -> float:
     return float(np.sqrt(3.0) * half_steps)
 
 
-def _sliders(packed: dict, pose_sliders=POSE_SLIDERS) -> list[dict]:
+CAMERA_SLIDERS = (  # (name, min, max, start, label) of HMR's camera and the turn of the upright body
+    ("s", 0.3, 1.5, 0.9, "scale s"), ("tx", -0.8, 0.8, 0.0, "tx (m)"), ("ty", -0.8, 0.8, 0.0, "ty (m)"),
+)
+TURN_SLIDERS = (("yaw", -3.14, 3.14, "yaw (rad)"), ("pitch", -1.0, 1.0, "pitch (rad)"),
+                ("roll", -1.0, 1.0, "roll (rad)"))
+
+
+def _sliders(packed: dict, camera: bool, pose_sliders=POSE_SLIDERS) -> list[dict]:
     names = packed["joint_names"]
-    specs = [{"kind": "beta", "index": s, "sign": 1.0, "min": -BETA_RANGE, "max": BETA_RANGE, "step": 0.05,
-              "label": f"β{s + 1}", "group": "shape β" if s == 0 else ""} for s in range(packed["num_betas"])]
+    specs = []
+    if camera:
+        specs += [{"kind": "cam", "index": i, "min": lo, "max": hi, "step": 0.01, "value": start, "label": label,
+                   "group": "camera (s, tx, ty)" if i == 0 else ""}
+                  for i, (_, lo, hi, start, label) in enumerate(CAMERA_SLIDERS)]
+        specs += [{"kind": "turn", "index": i, "min": lo, "max": hi, "step": 0.01, "label": label,
+                   "group": "global rotation: the upright body turned" if i == 0 else ""}
+                  for i, (_, lo, hi, label) in enumerate(TURN_SLIDERS)]
+    specs += [{"kind": "beta", "index": s, "sign": 1.0, "min": -BETA_RANGE, "max": BETA_RANGE, "step": 0.05,
+               "label": f"β{s + 1}", "group": "shape β" if s == 0 else ""} for s in range(packed["num_betas"])]
     if not names:
         return specs  # a model with other joints gets shape sliders only
+    if camera:  # the turn sliders set the root
+        pose_sliders = [s for s in pose_sliders if s.joint != names[0]]
     for i, slider in enumerate(pose_sliders):
         if slider.joint not in names or slider.axis not in (0, 1, 2):
             raise ValueError(f"pose slider {slider} names no joint of {names} or an axis outside 0-2")
@@ -242,7 +268,7 @@ def script_source() -> str:
 
 
 def viewer_html(packed: dict | None = None, fallback_html: str = "", caption: str = "",
-                width: int = 380, height: int = 480, element_id: str | None = None) -> str:
+                width: int = 380, height: int = 480, element_id: str | None = None, camera: bool = False) -> str:
     """A self-contained HTML block: the live body model with its sliders, or the fallback without WebGL.
 
     The block holds its data (``pack_model``) and its script inline, and loads nothing. It starts by
@@ -257,6 +283,10 @@ def viewer_html(packed: dict | None = None, fallback_html: str = "", caption: st
         width: width of the 3D view in CSS pixels.
         height: its height.
         element_id: id of the outer element (default: a fresh unique id).
+        camera: show the body through HMR's weak-perspective camera instead of an orbiting view: a square
+            crop (``width`` pixels) with the projected keypoints, sliders for (s, tx, ty) and for the turn
+            of the upright body (chapter "Projection and the reprojection loss"). ``set(betas, pose, cam)``
+            then also takes the camera, and ``keypoints2d()`` returns the projected keypoints.
 
     Returns:
         The HTML, to show with ``IPython.display.HTML`` or to put in a page.
@@ -265,12 +295,22 @@ def viewer_html(packed: dict | None = None, fallback_html: str = "", caption: st
     uid = element_id or "hmrbody" + uuid.uuid4().hex[:10]
     if not re.fullmatch(r"[A-Za-z][\w-]*", uid):
         raise ValueError(f"element_id must be a letter followed by letters, digits, '-' or '_', got {uid!r}")
-    data = dict(packed, sliders=_sliders(packed))
+    data = dict(packed, sliders=_sliders(packed, camera))
+    if camera:
+        if "keypoint_index" not in packed:
+            raise ValueError("the camera's view needs HMR's keypoint regressor, which this model lacks")
+        data["camera"] = {name: start for name, _, _, start, _ in CAMERA_SLIDERS}
+        height = width
     # "</" would end the <script> element early; JSON allows "<\/".
     data_json = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     script = script_source().replace("</", "<\\/")
-    note = ("Drag the body to turn it; double-click to face it again. The mesh is computed in this page "
-            f"from β and θ ({packed['model_name']}, {packed['num_vertices']:,} vertices).")
+    if camera:
+        note = ("The square is HMR's crop, [-1, 1] on both axes; the dots are the 19 projected keypoints. "
+                "Drag the body to turn it.")
+    else:
+        note = "Drag the body to turn it; double-click to face it again."
+    note += (f" The mesh is computed in this page from β and θ ({packed['model_name']}, "
+             f"{packed['num_vertices']:,} vertices).")
     if packed.get("pose_blend_shapes_dropped"):
         note += " This model's pose blend shapes are left out."
     caption_html = f'<div style="color:#555">{html.escape(caption)}</div>' if caption else ""
@@ -279,8 +319,12 @@ def viewer_html(packed: dict | None = None, fallback_html: str = "", caption: st
         f'<div id="{uid}" class="hmr-body-viewer" style="font:12px/1.35 sans-serif;margin:8px 0">'
         f'<div class="hmr-live" style="display:none">'
         f'<div style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start">'
-        f'<div><canvas style="width:{width}px;height:{height}px;border:1px solid #ddd;touch-action:none;'
-        f'cursor:grab" width="{width}" height="{height}"></canvas>'
+        f'<div><div style="position:relative;width:{width}px;height:{height}px;border:1px solid #ddd">'
+        f'<canvas style="width:{width}px;height:{height}px;touch-action:none;cursor:grab;display:block" '
+        f'width="{width}" height="{height}"></canvas>'
+        + (f'<canvas class="hmr-overlay" width="{width}" height="{height}" style="position:absolute;left:0;'
+           f'top:0;width:{width}px;height:{height}px;pointer-events:none"></canvas>' if camera else "")
+        + f'</div>'
         f'<div><button type="button" class="hmr-reset">reset</button></div></div>'
         f'<div class="hmr-controls" style="display:grid;grid-template-columns:repeat(auto-fill,minmax(290px,1fr));'
         f'column-gap:14px;flex:1 1 520px;min-width:260px"></div></div>'

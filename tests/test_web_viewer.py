@@ -232,3 +232,50 @@ def test_screenshot_shows_the_body_change_when_a_slider_moves(page, tmp_path):
     assert body_b.mean() > 0.05
     changed = (np.abs(a[view] - b[view]).max(-1) > 40).mean()
     assert changed > 0.03, f"moving the sliders changed only {changed:.1%} of the view"
+
+
+CAMERA_PROBE = """
+var v = window.hmrBodyViewers.camera, B = BETAS, P = POSES, C = CAMS;
+var projected = B.map(function (b, i) { v.set(b, P[i], C[i]); return Array.from(v.keypoints2d()); });
+v.set(null, null, [0.9, 0, 0]);
+[["yaw (rad)", 0.7], ["pitch (rad)", 0.3], ["roll (rad)", -0.2], ["scale s", 1.1], ["tx (m)", 0.2],
+ ["ty (m)", -0.1], ["left knee (x)", 1.0]].forEach(function (s) { v.setSlider(v.sliderIndex(s[0]), s[1]); });
+v.update();
+report = {projected: projected, turned: Array.from(v.model.vertices), turned_2d: Array.from(v.keypoints2d()),
+          webgl: !!v.renderer};
+"""
+
+
+def test_the_camera_view_projects_the_keypoints_as_hmr_does(arrays, packed, tmp_path):
+    """Chapter 2's view: HMR's weak-perspective camera and the turn of the upright body, in the page."""
+    from hmr_core import camera, rotation
+
+    page = web_viewer.write_page(tmp_path / "camera.html", packed=packed, element_id="camera", camera=True)
+    rng = np.random.default_rng(2)
+    betas = rng.normal(size=(3, 10))
+    pose = rng.normal(scale=0.5, size=(3, 72))
+    pose[:, :3] = [[np.pi, 0.0, 0.0], [np.pi - 1e-6, 0.2, 0.0], [2.9, 0.3, -0.4]]  # upright, near π
+    cams = np.array([[0.9, 0.0, 0.1], [1.3, -0.2, 0.3], [0.5, 0.4, -0.1]])
+    probe = (CAMERA_PROBE.replace("BETAS", json.dumps(betas.tolist())).replace("POSES", json.dumps(pose.tolist()))
+             .replace("CAMS", json.dumps(cams.tolist())))
+    report = web_viewer.run_in_chromium(page, probe, tmp_path / "profile")
+    assert report["webgl"]
+    smpl = SMPL(arrays=arrays, dtype=torch.float64)
+    keypoints = smpl(betas=torch.as_tensor(betas), pose=torch.as_tensor(pose)).keypoints
+    expected = camera.weak_perspective_project(keypoints, torch.as_tensor(cams)).numpy()  # (3, 19, 2)
+    error = np.abs(np.array(report["projected"]).reshape(expected.shape) - expected).max()
+    assert error <= TOLERANCE_M, f"projected keypoints {error:.2e} from hmr_core's (normalised units)"
+    # The sliders: the root is the upright body turned about the camera's axes, R_z · R_x · R_y · R_x(π)
+    # (chapter 2's root_rotation), and the camera is (s, tx, ty).
+    turns = torch.tensor([[0.0, 0.7, 0.0], [0.3, 0.0, 0.0], [0.0, 0.0, -0.2], [np.pi, 0.0, 0.0]],
+                         dtype=torch.float64)
+    R = rotation.axis_angle_to_matrix(turns)
+    rotmats = torch.eye(3, dtype=torch.float64).repeat(1, 24, 1, 1)
+    rotmats[0, 0] = R[2] @ R[1] @ R[0] @ R[3]
+    rotmats[0, constants.SMPL_JOINT_NAMES.index("left_knee")] = rotation.axis_angle_to_matrix(
+        torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    out = smpl(pose=rotmats)
+    turned = np.array(report["turned"]).reshape(-1, 3)
+    assert np.linalg.norm(turned - out.vertices[0].numpy(), axis=-1).max() <= EXACT_M
+    expected_2d = camera.weak_perspective_project(out.keypoints, torch.tensor([[1.1, 0.2, -0.1]], dtype=torch.float64))
+    assert np.abs(np.array(report["turned_2d"]).reshape(-1, 2) - expected_2d[0].numpy()).max() <= EXACT_M

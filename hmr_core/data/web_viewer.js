@@ -39,6 +39,10 @@
     // J(β) = 𝒥T̄ + (𝒥S)β: the regressor folded into the shape basis, as hmr_core.SMPL does, in float64.
     this.jointTemplate = decode(data.joint_template, Float64Array); // (J·3)
     this.jointShapedirs = decode(data.joint_shapedirs, Float64Array); // (S, J·3)
+    // HMR's keypoint regressor, as (K, N) vertex indices and weights (absent for some models)
+    this.keypointIndex = data.keypoint_index ? decode(data.keypoint_index, Uint32Array) : null;
+    this.keypointWeight = data.keypoint_index ? decode(data.keypoint_weight, Float64Array) : null;
+    this.keypoints = new Float64Array(this.keypointIndex ? 3 * data.num_keypoints : 0);
     this.shaped = new Float64Array(3 * this.V);
     this.vertices = new Float64Array(3 * this.V);
     this.restJoints = new Float64Array(3 * this.J);
@@ -87,11 +91,13 @@
     R[o + 6] = -a * y + b * x * z; R[o + 7] = a * x + b * y * z; R[o + 8] = 1 + b * (z * z - t2);
   }
 
-  BodyModel.prototype.pose = function (pose) {
-    // pose: (3J) axis-angle. Forward kinematics, then skinning of T(β).
+  BodyModel.prototype.pose = function (pose, rootRotation) {
+    // pose: (3J) axis-angle; rootRotation: optional (9) row-major matrix used for the root instead.
+    // Forward kinematics, then skinning of T(β).
     var J = this.J, R = this.rot, W = this.worldRot, G = this.transforms, rest = this.restJoints;
     var posed = this.joints, k, r, c;
     for (k = 0; k < J; k++) rodrigues(pose[3 * k] || 0, pose[3 * k + 1] || 0, pose[3 * k + 2] || 0, R, 9 * k);
+    if (rootRotation) for (k = 0; k < 9; k++) R[k] = rootRotation[k];
     for (k = 0; k < J; k++) {
       var p = this.parents[k], wk = 9 * k;
       if (p < 0) {
@@ -135,10 +141,24 @@
     }
   };
 
-  BodyModel.prototype.compute = function (betas, pose) {
+  BodyModel.prototype.compute = function (betas, pose, rootRotation) {
     this.shape(betas);
-    this.pose(pose);
+    this.pose(pose, rootRotation);
+    if (this.keypointIndex) this.regressKeypoints();
     return this.vertices;
+  };
+
+  BodyModel.prototype.regressKeypoints = function () {
+    // HMR's 19 keypoints: keypoint[k] = Σ_n weight[k, n] · vertex[index[k, n]]
+    var K = this.keypoints.length / 3, N = this.keypointIndex.length / K, out = this.keypoints;
+    for (var k = 0; k < K; k++) {
+      var x = 0, y = 0, z = 0;
+      for (var n = 0; n < N; n++) {
+        var v = 3 * this.keypointIndex[k * N + n], w = this.keypointWeight[k * N + n];
+        x += w * this.vertices[v]; y += w * this.vertices[v + 1]; z += w * this.vertices[v + 2];
+      }
+      out[3 * k] = x; out[3 * k + 1] = y; out[3 * k + 2] = z;
+    }
   };
 
   // ---- drawing -----------------------------------------------------------------------------------
@@ -239,26 +259,44 @@
     gl.bufferData(gl.ARRAY_BUFFER, N, gl.DYNAMIC_DRAW);
   };
 
-  Renderer.prototype.draw = function (view) {
-    // view: {yaw, pitch, distance, target: [x, y, z], fov}
-    var gl = this.gl, canvas = this.canvas;
-    var ratio = window.devicePixelRatio || 1;
-    var w = Math.round(canvas.clientWidth * ratio) || canvas.width, h = Math.round(canvas.clientHeight * ratio) || canvas.height;
+  Renderer.prototype.resize = function () {
+    var canvas = this.canvas, ratio = window.devicePixelRatio || 1;
+    var w = Math.round(canvas.clientWidth * ratio) || canvas.width;
+    var h = Math.round(canvas.clientHeight * ratio) || canvas.height;
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-    gl.viewport(0, 0, canvas.width, canvas.height);
-    gl.clear(gl.COLOR_BUFFER_BIT | gl.DEPTH_BUFFER_BIT);
+  };
+
+  function orbitMatrices(view, aspect) {
+    // view: {yaw, pitch, distance, target: [x, y, z], fov} -> [projection · view, view], column-major
     var cy = Math.cos(view.yaw), sy = Math.sin(view.yaw), cp = Math.cos(view.pitch), sp = Math.sin(view.pitch);
     var t = view.target;
-    // view = translate(0, 0, -d) · rotate_x(pitch) · rotate_y(yaw) · translate(-target), column-major
+    // view = translate(0, 0, -d) · rotate_x(pitch) · rotate_y(yaw) · translate(-target)
     var rotY = new Float32Array([cy, 0, -sy, 0, 0, 1, 0, 0, sy, 0, cy, 0, 0, 0, 0, 1]);
     var rotX = new Float32Array([1, 0, 0, 0, 0, cp, sp, 0, 0, -sp, cp, 0, 0, 0, 0, 1]);
     var shift = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, -t[0], -t[1], -t[2], 1]);
     var back = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, -view.distance, 1]);
     var viewMatrix = multiply(back, multiply(rotX, multiply(rotY, shift)));
-    var f = 1 / Math.tan(view.fov / 2), aspect = canvas.width / canvas.height, near = 0.05, far = 20;
+    var f = 1 / Math.tan(view.fov / 2), near = 0.05, far = 20;
     var projection = new Float32Array([f / aspect, 0, 0, 0, 0, f, 0, 0, 0, 0, (far + near) / (near - far), -1,
       0, 0, 2 * far * near / (near - far), 0]);
-    gl.uniformMatrix4fv(this.uniforms.mvp, false, multiply(projection, viewMatrix));
+    return [multiply(projection, viewMatrix), viewMatrix];
+  }
+
+  function cameraMatrices(cam) {
+    // HMR's weak-perspective camera: image = s · (X_xy + t) in [-1, 1] across the crop, y down; depth
+    // only orders the surfaces. The camera looks along +z, so eye space (looking along -z) flips y and z.
+    var s = cam[0], tx = cam[1], ty = cam[2];
+    var mvp = new Float32Array([s, 0, 0, 0, 0, -s, 0, 0, 0, 0, 0.1, 0, s * tx, -s * ty, 0, 1]);
+    var eye = new Float32Array([1, 0, 0, 0, 0, -1, 0, 0, 0, 0, -1, 0, 0, 0, 0, 1]);
+    return [mvp, eye];
+  }
+
+  Renderer.prototype.draw = function (matrices) {
+    var gl = this.gl;
+    gl.viewport(0, 0, this.canvas.width, this.canvas.height);
+    gl.clear(gl.COLOR_BUFFER_BIT | gl.DEPTH_BUFFER_BIT);
+    var viewMatrix = matrices[1];
+    gl.uniformMatrix4fv(this.uniforms.mvp, false, matrices[0]);
     gl.uniformMatrix4fv(this.uniforms.view, false, viewMatrix);
     gl.bindBuffer(gl.ARRAY_BUFFER, this.positionBuffer);
     gl.enableVertexAttribArray(this.attribs.position);
@@ -289,6 +327,10 @@
     this.inputs = [];
     this.view = { yaw: data.view.yaw, pitch: data.view.pitch, distance: data.view.distance,
       target: data.view.target, fov: data.view.fov };
+    // HMR's camera (s, tx, ty) when the page shows the crop; null for the orbiting view
+    this.cam = data.camera ? [data.camera.s, data.camera.tx, data.camera.ty] : null;
+    this.turn = [0, 0, 0]; // the camera-view sliders' turn of the upright body: yaw, pitch, roll
+    this.apiPose = false; // true after set(): the root comes from θ, not from the turn sliders
     this.renderer = null;
     this.error = null;
     this.timings = [];
@@ -309,6 +351,7 @@
       var note = root.querySelector(".hmr-note");
       if (note) note.textContent = "WebGL is not available here (" + this.error + "); precomputed frames instead.";
     }
+    for (var i = 0; i < this.sliders.length; i++) this.setSlider(i, this.sliders[i].value || 0);
     this.update();
     this.readyAt = performance.now();
   }
@@ -328,7 +371,8 @@
       text.textContent = spec.label;
       text.style.cssText = "min-width:11.5em";
       var input = document.createElement("input");
-      input.type = "range"; input.min = spec.min; input.max = spec.max; input.step = spec.step; input.value = 0;
+      input.type = "range"; input.min = spec.min; input.max = spec.max; input.step = spec.step;
+      input.value = spec.value || 0;
       input.style.cssText = "width:110px";
       var readout = document.createElement("span");
       readout.style.cssText = "min-width:3.2em;font-family:monospace;text-align:right";
@@ -354,9 +398,17 @@
     });
     canvas.addEventListener("pointermove", function (e) {
       if (!last) return;
-      self.view.yaw += 0.01 * (e.clientX - last[0]);
-      self.view.pitch = Math.max(-1.5, Math.min(1.5, self.view.pitch + 0.01 * (e.clientY - last[1])));
+      var dx = 0.01 * (e.clientX - last[0]), dy = 0.01 * (e.clientY - last[1]);
       last = [e.clientX, e.clientY];
+      if (self.cam) {
+        // in the camera's view, dragging turns the body: the yaw and pitch sliders move
+        self.setSlider(self.turnSlider[0], self.turn[0] + dx);
+        self.setSlider(self.turnSlider[1], Math.max(-1.5, Math.min(1.5, self.turn[1] - dy)));
+        self.schedule();
+        return;
+      }
+      self.view.yaw += dx;
+      self.view.pitch = Math.max(-1.5, Math.min(1.5, self.view.pitch + dy));
       self.schedule(true);
     });
     var stop = function () { last = null; };
@@ -368,7 +420,14 @@
   Viewer.prototype.setSlider = function (i, value) {
     var spec = this.sliders[i];
     if (spec.kind === "beta") this.betas[spec.index] = value;
-    else this.thetas[spec.index] = spec.sign * value;
+    else if (spec.kind === "cam") this.cam[spec.index] = value;
+    else if (spec.kind === "turn") {
+      value = Math.max(spec.min, Math.min(spec.max, value));
+      this.turn[spec.index] = value;
+      this.turnSlider = this.turnSlider || [];
+      this.turnSlider[spec.index] = i;
+    } else this.thetas[spec.index] = spec.sign * value;
+    this.apiPose = false;
     if (this.inputs[i]) {
       this.inputs[i].input.value = value;
       this.inputs[i].readout.textContent = value.toFixed(2);
@@ -392,15 +451,56 @@
     });
   };
 
+  function turnMatrix(yaw, pitch, roll) {
+    // R_z(roll) · R_x(pitch) · R_y(yaw) · R_x(π): the upright body (π about x, SMPL's y up to the
+    // camera's y down) turned about the camera's axes, row-major
+    var Ry = new Float64Array(9), Rx = new Float64Array(9), Rz = new Float64Array(9);
+    rodrigues(0, yaw, 0, Ry, 0); rodrigues(pitch, 0, 0, Rx, 0); rodrigues(0, 0, roll, Rz, 0);
+    var flip = [1, 0, 0, 0, -1, 0, 0, 0, -1];
+    return mat3(Rz, mat3(Rx, mat3(Ry, flip)));
+  }
+
+  function mat3(a, b) {
+    var out = new Float64Array(9);
+    for (var r = 0; r < 3; r++) {
+      for (var c = 0; c < 3; c++) out[3 * r + c] = a[3 * r] * b[c] + a[3 * r + 1] * b[3 + c] + a[3 * r + 2] * b[6 + c];
+    }
+    return out;
+  }
+
   Viewer.prototype.update = function () {
     // M(β, θ) from the current sliders, then a redraw
-    this.model.compute(this.betas, this.thetas);
+    var root = this.cam && !this.apiPose ? turnMatrix(this.turn[0], this.turn[1], this.turn[2]) : null;
+    this.model.compute(this.betas, this.thetas, root);
     if (this.renderer) { this.renderer.upload(this.model.vertices); this.redraw(); }
     return this.model.vertices;
   };
 
+  Viewer.prototype.keypoints2d = function () {
+    // HMR's projection of the keypoints, x = s · (X_xy + t), in [-1, 1] across the crop: (K·2)
+    var kp = this.model.keypoints, K = kp.length / 3, out = new Float64Array(2 * K), c = this.cam;
+    for (var k = 0; k < K; k++) {
+      out[2 * k] = c[0] * (kp[3 * k] + c[1]);
+      out[2 * k + 1] = c[0] * (kp[3 * k + 1] + c[2]);
+    }
+    return out;
+  };
+
   Viewer.prototype.redraw = function () {
-    if (this.renderer) this.renderer.draw(this.view);
+    if (!this.renderer) return;
+    this.renderer.resize();
+    var canvas = this.renderer.canvas;
+    this.renderer.draw(this.cam ? cameraMatrices(this.cam) : orbitMatrices(this.view, canvas.width / canvas.height));
+    var overlay = this.root.querySelector(".hmr-overlay");
+    if (!overlay || !this.cam || !this.model.keypointIndex) return;
+    var ctx = overlay.getContext("2d"), w = overlay.width, h = overlay.height, p = this.keypoints2d();
+    ctx.clearRect(0, 0, w, h);
+    ctx.fillStyle = "#d62728";
+    for (var k = 0; k < p.length; k += 2) {
+      ctx.beginPath();
+      ctx.arc((p[k] + 1) / 2 * w, (p[k + 1] + 1) / 2 * h, 3.5, 0, 2 * Math.PI);
+      ctx.fill();
+    }
   };
 
   Viewer.prototype.resetView = function () {
@@ -410,18 +510,21 @@
   };
 
   Viewer.prototype.reset = function () {
-    for (var i = 0; i < this.sliders.length; i++) this.setSlider(i, 0);
     this.betas.fill(0); this.thetas.fill(0);
+    for (var i = 0; i < this.sliders.length; i++) this.setSlider(i, this.sliders[i].value || 0);
     var v = this.data.view;
     this.view.yaw = v.yaw; this.view.pitch = v.pitch; this.view.distance = v.distance;
     this.update();
   };
 
   // The API a script (or a test) drives: β (S), θ as axis-angle (3J), the computed mesh.
-  Viewer.prototype.set = function (betas, pose) {
+  Viewer.prototype.set = function (betas, pose, cam) {
+    // β (S), θ as axis-angle (3J, the root included) and, in the camera's view, cam (3)
     var s, k;
     for (s = 0; s < this.betas.length; s++) this.betas[s] = betas && betas[s] || 0;
     for (k = 0; k < this.thetas.length; k++) this.thetas[k] = pose && pose[k] || 0;
+    if (cam && this.cam) for (k = 0; k < 3; k++) this.cam[k] = cam[k];
+    this.apiPose = true;
     return this.update();
   };
 
@@ -430,7 +533,8 @@
     // the time of each step in this.phases: [M(β, θ), normals and upload, draw and wait]
     var t0 = performance.now();
     this.setSlider(i, value);
-    this.model.compute(this.betas, this.thetas);
+    this.model.compute(this.betas, this.thetas,
+      this.cam ? turnMatrix(this.turn[0], this.turn[1], this.turn[2]) : null);
     var t1 = performance.now();
     if (this.renderer) this.renderer.upload(this.model.vertices);
     var t2 = performance.now();
