@@ -185,7 +185,7 @@ def pack_model(arrays: dict[str, np.ndarray] | None = None, num_betas: int = con
         "shapedirs_scale": [float(s) for s in scale],
         "faces": _b64(faces.astype(faces_dtype).reshape(-1)),
         "faces_dtype": faces_dtype,
-        "skin_offset": _b64(skin_offset),
+        "skin_count": _b64(np.diff(skin_offset).astype(np.uint8)),  # weights per vertex
         "skin_joint": _b64(skin_joint.astype(np.uint8)),
         "skin_weight": _b64(skin_weight.astype(np.float32)),
         "joint_template": _b64(joint_template.reshape(-1)),

@@ -32,8 +32,10 @@
     this.shapeQ = decode(data.shapedirs_q, Int16Array);
     this.shapeScale = data.shapedirs_scale; // (S)
     this.faces = decode(data.faces, data.faces_dtype === "uint16" ? Uint16Array : Uint32Array); // (F·3)
-    // Skinning weights: every non-zero weight, vertex by vertex (CSR): offsets (V + 1), joints, weights.
-    this.skinOffset = decode(data.skin_offset, Uint32Array);
+    // Skinning weights: every non-zero weight, vertex by vertex: counts (V), joints and weights.
+    var count = decode(data.skin_count, Uint8Array);
+    this.skinOffset = new Uint32Array(this.V + 1);
+    for (var i = 0; i < this.V; i++) this.skinOffset[i + 1] = this.skinOffset[i] + count[i];
     this.skinJoint = decode(data.skin_joint, Uint8Array);
     this.skinWeight = decode(data.skin_weight, Float32Array);
     // J(β) = 𝒥T̄ + (𝒥S)β: the regressor folded into the shape basis, as hmr_core.SMPL does, in float64.
