@@ -389,7 +389,8 @@ def run_in_chromium(page: str | Path, probe_js: str, profile: str | Path, extra_
     value to ``report``; it lands in the dumped DOM, where this function reads it.
 
     Args:
-        page: an HTML file holding the viewer (e.g. from ``write_page``); the probe is added in a copy.
+        page: an HTML file holding the viewer (e.g. from ``write_page``); the probe is added in a copy
+            beside it (so relative links still work), removed afterwards.
         probe_js: JavaScript that sets ``report``.
         profile: a fresh folder for Chromium's profile.
         extra_flags: more command-line flags.
@@ -414,8 +415,11 @@ def run_in_chromium(page: str | Path, probe_js: str, profile: str | Path, extra_
     probed.write_text(page.read_text(encoding="utf-8").replace("</body>", probe + "</body>"), encoding="utf-8")
     command = [binary, *CHROMIUM_FLAGS, *extra_flags, f"--user-data-dir={profile}", "--dump-dom",
                probed.as_uri()]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    match = re.search(r'<pre id="hmr-probe-report">(.*?)</pre>', result.stdout, re.S)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    finally:
+        probed.unlink()
+    match = re.search(r'<pre id="hmr-probe-report"[^>]*>(.*?)</pre>', result.stdout, re.S)
     if not match:
         raise RuntimeError(f"the probe reported nothing (exit {result.returncode}):\n{result.stderr[-3000:]}")
     report = json.loads(html.unescape(match.group(1)))
@@ -451,7 +455,10 @@ def screenshot_in_chromium(page: str | Path, probe_js: str, out: str | Path, pro
     probed.write_text(page.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
     command = [binary, *CHROMIUM_FLAGS, "--hide-scrollbars", f"--user-data-dir={profile}",
                f"--window-size={size[0]},{size[1]}", f"--screenshot={out}", probed.as_uri()]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    finally:
+        probed.unlink()
     if not out.is_file():
         raise RuntimeError(f"Chromium wrote no screenshot (exit {result.returncode}):\n{result.stderr[-3000:]}")
     return out
@@ -492,7 +499,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def bench(moves: int = 200, repeats: int = 3) -> dict:
+def bench(moves: int = 200, repeats: int = 3, page: str | Path | None = None) -> dict:
     """Time the page in headless Chromium: load, and a slider move (compute, upload, draw, wait).
 
     The baseline, in the same run, is what a kernel does for one move of the chapter's ipywidgets
@@ -501,6 +508,8 @@ def bench(moves: int = 200, repeats: int = 3) -> dict:
     Args:
         moves: slider moves per page load.
         repeats: page loads.
+        page: an HTML file with a viewer to time instead of a page of its own (e.g. a built chapter,
+            ``_build/html/chapters/01_smpl.html``); the probe is written into a copy beside it.
 
     Returns:
         The numbers it printed, as a dict.
@@ -516,7 +525,7 @@ def bench(moves: int = 200, repeats: int = 3) -> dict:
     size_bytes = len(json.dumps(packed, separators=(",", ":")).encode())
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        page = write_page(Path(tmp) / "viewer.html", packed=packed, element_id="bench")
+        page = write_page(Path(tmp) / "viewer.html", packed=packed, element_id="bench") if page is None else Path(page)
         page_bytes = page.stat().st_size
         for r in range(repeats):
             start = time.perf_counter()
@@ -567,7 +576,7 @@ def bench(moves: int = 200, repeats: int = 3) -> dict:
     print(f"web viewer benchmark, {result['date']}")
     print(f"CPU: {result['cpu']}, load average {result['load_average']:.1f}; browser: {result['browser']}")
     print(f"WebGL: {result['webgl']}, canvas {result['canvas_px']} px, multisampling {result['antialias']}")
-    print(f"data {size_bytes / 1e6:.2f} MB (limit 3 MB), whole page {page_bytes / 1e6:.2f} MB")
+    print(f"data {size_bytes / 1e6:.2f} MB (limit 3 MB), page {page.name} {page_bytes / 1e6:.2f} MB")
     print("page load, navigation start to the first frame drawn: "
           + ", ".join(f"{x:.0f}" for x in ready_ms) + " ms (one per load; goal < 2,000 ms)")
     print(f"slider move (M(β, θ), normals, upload, draw, wait for the frame), {len(move_ms)} moves: "
@@ -590,12 +599,14 @@ def main(argv: list[str] | None = None) -> None:
     run = sub.add_parser("bench", help="time page load and slider moves in headless Chromium")
     run.add_argument("--moves", type=int, default=200, help="slider moves per page load")
     run.add_argument("--repeats", type=int, default=3, help="page loads")
+    run.add_argument("--page", type=Path, default=None,
+                     help="time this HTML file (e.g. a built chapter) instead of a page of the viewer alone")
     args = parser.parse_args(argv)
     if args.command == "page":
         path = write_page(args.out, packed=pack_model(drop_pose_blend_shapes=True))
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); open it in a browser")
     else:
-        bench(args.moves, args.repeats)
+        bench(args.moves, args.repeats, args.page)
 
 
 if __name__ == "__main__":

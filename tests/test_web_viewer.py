@@ -9,6 +9,7 @@ Set ``HMR_BOOK_SCREENSHOTS`` to a folder to keep the screenshots for a person to
 import json
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,7 +216,7 @@ def test_screenshot_shows_the_body_change_when_a_slider_moves(page, tmp_path):
 
     folder = tmp_path
     if os.environ.get("HMR_BOOK_SCREENSHOTS"):
-        folder = web_viewer.Path(os.environ["HMR_BOOK_SCREENSHOTS"])
+        folder = Path(os.environ["HMR_BOOK_SCREENSHOTS"])
         folder.mkdir(parents=True, exist_ok=True)
     move = """var v = window.hmrBodyViewers.viewer;
     [["β1", 3.0], ["left shoulder down (z)", 1.3], ["right elbow (y)", 1.6], ["left hip flex (x)", 1.2],
@@ -277,5 +278,6 @@ def test_the_camera_view_projects_the_keypoints_as_hmr_does(arrays, packed, tmp_
     out = smpl(pose=rotmats)
     turned = np.array(report["turned"]).reshape(-1, 3)
     assert np.linalg.norm(turned - out.vertices[0].numpy(), axis=-1).max() <= EXACT_M
-    expected_2d = camera.weak_perspective_project(out.keypoints, torch.tensor([[1.1, 0.2, -0.1]], dtype=torch.float64))
+    cam = torch.tensor([[1.1, 0.2, -0.1]], dtype=torch.float64)
+    expected_2d = camera.weak_perspective_project(out.keypoints, cam)
     assert np.abs(np.array(report["turned_2d"]).reshape(-1, 2) - expected_2d[0].numpy()).max() <= EXACT_M
