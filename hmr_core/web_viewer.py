@@ -326,8 +326,8 @@ def viewer_html(packed: dict | None = None, fallback_html: str = "", caption: st
            f'top:0;width:{width}px;height:{height}px;pointer-events:none"></canvas>' if camera else "")
         + f'</div>'
         f'<div><button type="button" class="hmr-reset">reset</button></div></div>'
-        f'<div class="hmr-controls" style="display:grid;grid-template-columns:repeat(auto-fill,minmax(290px,1fr));'
-        f'column-gap:14px;flex:1 1 520px;min-width:260px"></div></div>'
+        f'<div class="hmr-controls" style="display:grid;column-gap:14px;flex:1 1 520px;min-width:260px;'
+        f'grid-template-columns:repeat(auto-fill,minmax(290px,1fr))"></div></div>'
         f'<div style="color:#555;margin-top:4px">{html.escape(note)}</div>{caption_html}</div>'
         f'<div class="hmr-fallback"><div class="hmr-note" style="color:#555"></div>{fallback}</div>'
         f'<script type="application/json">{data_json}</script>'
@@ -476,11 +476,14 @@ for (var i = 0; i < MOVES; i++) {
   moves.push(viewer.moveSlider(i % n, s.min + random() * (s.max - s.min)));
 }
 for (var j = 0; j < MOVES; j++) {
-  var t0 = performance.now(); viewer.model.compute(viewer.betas, viewer.thetas); compute.push(performance.now() - t0);
+  var t0 = performance.now();
+  viewer.model.compute(viewer.betas, viewer.thetas);
+  compute.push(performance.now() - t0);
   viewer.betas[0] += 1e-3;  // a new β each time, so the shape step is not skipped
 }
 var gl = viewer.renderer && viewer.renderer.gl, info = gl && gl.getExtension("WEBGL_debug_renderer_info");
-report = {moves: moves, compute: compute, phases: viewer.phases, ready_ms: viewer.readyAt, webgl: !!viewer.renderer,
+report = {moves: moves, compute: compute, phases: viewer.phases, ready_ms: viewer.readyAt,
+          webgl: !!viewer.renderer,
           dom_content_loaded_ms: nav ? nav.domContentLoadedEventEnd : null,
           renderer: info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : String(viewer.error),
           canvas: viewer.renderer ? [viewer.renderer.canvas.width, viewer.renderer.canvas.height] : null,
@@ -525,7 +528,9 @@ def bench(moves: int = 200, repeats: int = 3, page: str | Path | None = None) ->
     size_bytes = len(json.dumps(packed, separators=(",", ":")).encode())
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        page = write_page(Path(tmp) / "viewer.html", packed=packed, element_id="bench") if page is None else Path(page)
+        if page is None:
+            page = write_page(Path(tmp) / "viewer.html", packed=packed, element_id="bench")
+        page = Path(page)
         page_bytes = page.stat().st_size
         for r in range(repeats):
             start = time.perf_counter()
@@ -585,7 +590,8 @@ def bench(moves: int = 200, repeats: int = 3, page: str | Path | None = None) ->
     compute_ms, upload_ms, draw_ms = result["phase_median_ms"]
     print(f"  medians of its steps: M(β, θ) {compute_ms:.1f} ms, normals and upload {upload_ms:.1f} ms, "
           f"draw and wait {draw_ms:.1f} ms")
-    print(f"M(β, θ) in JavaScript alone, {len(compute_ms_all)} calls: median {result['compute_median_ms']:.1f} ms")
+    print(f"M(β, θ) in JavaScript alone, {len(compute_ms_all)} calls: "
+          f"median {result['compute_median_ms']:.1f} ms")
     print(f"baseline, a kernel redraw (SMPL + {result['kernel_backend']} render, 256 px): "
           f"median {result['kernel_median_ms']:.1f} ms")
     return result

@@ -8,6 +8,7 @@
 //   R_k = I + a [ω_k]× + b [ω_k]×²              Rodrigues, a = sin θ/θ, b = (1 - cos θ)/θ², Taylor near 0
 //   G_k = G_parent(k) · [R_k | J_k - J_parent]  forward kinematics (SMPL eq. 3), G'_k = G_k · [I | -J_k]
 //   t'_i = Σ_k w_ki G'_k t_i                    linear blend skinning (SMPL eq. 2)
+// and, for the camera's view, HMR's 19 keypoints and their weak-perspective projection x = s · (X_xy + t).
 // Letters: V vertices, J joints, S shape coefficients, F faces.
 (function () {
   "use strict";
@@ -325,7 +326,8 @@
     this.model = new BodyModel(data);
     this.betas = new Float64Array(this.model.S);
     this.thetas = new Float64Array(3 * this.model.J);
-    this.sliders = data.sliders; // [{kind: "beta"|"pose", index, sign, min, max, step, label}]
+    // [{kind: "beta" | "pose" | "cam" | "turn", index, sign, min, max, step, value, label, group}]
+    this.sliders = data.sliders;
     this.inputs = [];
     this.view = { yaw: data.view.yaw, pitch: data.view.pitch, distance: data.view.distance,
       target: data.view.target, fov: data.view.fov };
@@ -395,7 +397,10 @@
     var self = this, last = null;
     canvas.addEventListener("pointerdown", function (e) {
       last = [e.clientX, e.clientY];
-      try { canvas.setPointerCapture(e.pointerId); } catch (err) { // a synthetic event has no pointer to capture
+      try {
+        canvas.setPointerCapture(e.pointerId);
+      } catch (err) {
+        // a synthetic event has no pointer to capture
       }
     });
     canvas.addEventListener("pointermove", function (e) {
@@ -465,7 +470,9 @@
   function mat3(a, b) {
     var out = new Float64Array(9);
     for (var r = 0; r < 3; r++) {
-      for (var c = 0; c < 3; c++) out[3 * r + c] = a[3 * r] * b[c] + a[3 * r + 1] * b[3 + c] + a[3 * r + 2] * b[6 + c];
+      for (var c = 0; c < 3; c++) {
+        out[3 * r + c] = a[3 * r] * b[c] + a[3 * r + 1] * b[3 + c] + a[3 * r + 2] * b[6 + c];
+      }
     }
     return out;
   }
@@ -492,7 +499,8 @@
     if (!this.renderer) return;
     this.renderer.resize();
     var canvas = this.renderer.canvas;
-    this.renderer.draw(this.cam ? cameraMatrices(this.cam) : orbitMatrices(this.view, canvas.width / canvas.height));
+    var aspect = canvas.width / canvas.height;
+    this.renderer.draw(this.cam ? cameraMatrices(this.cam) : orbitMatrices(this.view, aspect));
     var overlay = this.root.querySelector(".hmr-overlay");
     if (!overlay || !this.cam || !this.model.keypointIndex) return;
     var ctx = overlay.getContext("2d"), w = overlay.width, h = overlay.height, p = this.keypoints2d();
