@@ -55,6 +55,10 @@ ALPHA_BACKGROUND = (255, 255, 255)  # transparent pixels are composited over whi
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_BIT_DEPTH_OFFSET = 24  # signature (8) + IHDR length and type (8) + width and height (8)
 UNTRAINED_LABEL = "UNTRAINED NETWORK (--random-init): meaningless output"
+# A real photograph to run the demo on: NASA's portrait of astronaut Eileen Collins (public domain), the
+# copy scikit-image ships, waist-up; the synthetic world never uses it (its photographs are
+# ``constants.SYNTHETIC_PHOTOS``). Provenance: ``hmr_core/data/README.md``.
+EXAMPLE_PHOTO = Path(__file__).parent / "data" / "astronaut.jpg"
 # Pillow modes converted to RGB, with the note the user sees.
 CONVERTIBLE_MODES = {
     "RGB": "",

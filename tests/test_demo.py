@@ -114,6 +114,13 @@ def test_grayscale_and_transparent_images_are_converted_with_a_note(tmp_path):
     assert (clear.pixels == 255).all() and "transparency" in clear.note
 
 
+def test_the_example_photo_ships_and_is_outside_the_synthetic_world():
+    image = demo.read_image(demo.EXAMPLE_PHOTO)  # package data: found wherever hmr_core is installed
+    assert image.pixels.shape == (512, 512, 3) and image.pixels.dtype == np.uint8 and image.note == ""
+    assert demo.EXAMPLE_PHOTO.name not in constants.SYNTHETIC_PHOTOS
+    assert demo.EXAMPLE_PHOTO.stem not in {name.rsplit(".", 1)[0] for name in constants.SYNTHETIC_PHOTOS}
+
+
 @pytest.mark.parametrize("case, error, message", [
     ("text.jpg", demo.ImageError, r"text\.jpg is not an image Pillow can read"),
     ("tiny.png", demo.ImageError, r"tiny\.png is 10×10 pixels; the demo needs at least 32"),
