@@ -29,6 +29,7 @@ import argparse
 import datetime
 import platform
 import statistics
+import sys
 import time
 from typing import NamedTuple
 
@@ -293,7 +294,13 @@ def main(argv=None):
     encoder.add_argument("--repeats", type=int, default=5)
     add_synthetic_parser(sub)
     add_train_parser(sub)
+    from hmr_core import bench_gpu
+
+    bench_gpu.add_parser(sub)
     args = parser.parse_args(argv)
+    check_args(parser, args)
+    if args.what == "gpu":
+        return bench_gpu.main_from_args(args)
     if args.what == "encoder":
         bench_encoder(batch_size=args.batch_size, repeats=args.repeats, device=args.device)
     if args.what == "synthetic":
@@ -304,6 +311,24 @@ def main(argv=None):
         bench_data(args.num_images, args.workers, args.batch_size, args.image_size)
     if args.what == "train":
         bench_train_from_args(args)
+
+
+def check_args(parser: argparse.ArgumentParser, args) -> None:
+    """Refuse sizes that cannot be timed before any work starts (``parser.error`` exits with status 2)."""
+    positive = {"batch_sizes": "--batch-sizes", "repeats": "--repeats", "num_images": "--num-images",
+                "workers": "--workers", "batch_size": "--batch-size", "image_size": "--image-size", "steps": "--steps",
+                "num_workers": "--num-workers", "baseline_batch_size": "--baseline-batch-size"}
+    for name, flag in positive.items():
+        value = getattr(args, name, None)
+        values = value if isinstance(value, list) else [value]
+        if value is not None and any(v < 1 for v in values):
+            if name == "workers" and args.what == "data" and all(v >= 0 for v in values):
+                continue  # the data loader may run in the main process
+            if name == "num_workers" and value >= 0:
+                continue
+            parser.error(f"{flag} must be ≥ 1, got {value}")
+    if getattr(args, "warmup", 0) < 0:
+        parser.error(f"--warmup must be ≥ 0, got {args.warmup}")
 
 
 def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"), seed_start=0):
@@ -698,4 +723,4 @@ def add_train_parser(sub) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
