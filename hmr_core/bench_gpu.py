@@ -48,12 +48,15 @@ class GpuBenchSizes:
     train_steps: int = 30
     train_warmup: int = 5  # compilation happens here
     train_image_size: int = constants.IMG_SIZE
+    train_encoder: str = "resnet50"
+    train_pose_pool: int = 1000
     compile: bool = True
     synthetic_old_images: int = 32
     synthetic_batched_images: int = 256
     synthetic_batch: int = 64
     loader_batches: int = 10
     loader_batch_size: int = 64
+    loader_workers: int | None = None  # None: os.cpu_count()
     jpeg_images: int = 2000
     run_steps: int = 200
     run_batch_size: int = 64
@@ -65,8 +68,8 @@ class GpuBenchSizes:
 
 FULL = GpuBenchSizes()
 QUICK = GpuBenchSizes(smpl_batch=8, smpl_repeats=2, train_batches=(2,), train_steps=1, train_warmup=1,
-                      train_image_size=64, compile=False, synthetic_old_images=2, synthetic_batched_images=4,
-                      synthetic_batch=4, loader_batches=2, loader_batch_size=2, jpeg_images=16, run_steps=2,
+                      train_image_size=64, train_encoder="resnet18", train_pose_pool=64, compile=False, synthetic_old_images=2, synthetic_batched_images=4,
+                      synthetic_batch=4, loader_batches=2, loader_batch_size=2, loader_workers=1, jpeg_images=8, run_steps=2,
                       run_batch_size=2, run_encoder="resnet18", run_input_size=64, run_eval_samples=2,
                       run_workers=0)
 
@@ -76,11 +79,11 @@ def versions() -> dict[str, str]:
     import importlib.metadata
 
     out = {"python": platform.python_version(), "torch": torch.__version__}
-    for name in ("numpy", "smplx", "pyrender", "PyOpenGL"):
+    for name in ("numpy", "smplx", "pyrender", "pyrender-maintained", "PyOpenGL"):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
+            pass
     out["cuda"] = torch.version.cuda or "none"
     return out
 
@@ -142,7 +145,7 @@ def loader_rates(sizes: GpuBenchSizes) -> dict:
     from hmr_core.config import make_config
     from hmr_core.synthetic_batch import OnTheFlySynthetic
 
-    workers = os.cpu_count() or 1
+    workers = (os.cpu_count() or 1) if sizes.loader_workers is None else sizes.loader_workers
     config = make_config(batch_size=sizes.loader_batch_size, num_workers=workers, max_steps=sizes.loader_batches + 1)
     loader = loaders.make_loader(OnTheFlySynthetic("train", AugmentConfig()), config)
     batches = iter(loader)
@@ -235,13 +238,15 @@ def run(out: str | Path, quick: bool = False, device: str | None = None) -> dict
                 continue  # the trainer applies bf16 and channels-last on CUDA only
             table = bench.bench_train(sizes.train_batches, str(device), sizes.train_steps, sizes.train_warmup,
                                       data="random", bf16=bf16, channels_last=channels_last, compile=compile,
-                                      image_size=sizes.train_image_size,
+                                      image_size=sizes.train_image_size, encoder=sizes.train_encoder,
+                                      pose_pool_size=sizes.train_pose_pool,
                                       baseline_batch_size=None if cuda else min(sizes.train_batches))
             for row in table:
                 encoder_rate = float("nan")
                 if row.step == "HMR":
                     encoder_rate = bare_encoder_step(row.batch, device, bf16, channels_last, compile,
-                                                     sizes.train_steps, sizes.train_warmup, sizes.train_image_size)
+                                                     sizes.train_steps, sizes.train_warmup, sizes.train_image_size,
+                                                     sizes.train_encoder)
                 rows.append({"setting": label, "step": row.step, "batch": row.batch,
                              "images_per_s": row.images_per_s, "ms_per_step": row.ms_per_step,
                              "speedup_over_spin_style": row.speedup, "bare_encoder_images_per_s": encoder_rate,

@@ -128,6 +128,9 @@ def make_loader(dataset: Dataset, config: TrainConfig, start_step: int = 0, rank
     # whose state a checkpoint restores (dropout uses it).
     common = dict(num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
                   prefetch_factor=4 if workers > 0 else None, generator=torch.Generator().manual_seed(config.seed))
+    if workers > 0 and getattr(dataset, "spawn_workers", False):
+        # A dataset that renders with OpenGL: a forked worker would inherit the parent's context and hang.
+        common["multiprocessing_context"] = "spawn"
     if evaluation:
         return DataLoader(dataset, batch_size=config.batch_size, shuffle=False, **common)
     sampler = StepBatchSampler(has_3d_labels(dataset), config.batch_size, config.max_steps, start_step,

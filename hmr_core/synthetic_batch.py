@@ -434,6 +434,8 @@ class OnTheFlySynthetic(SyntheticDataset):
         backend: render backend of the worker's ``BatchedWorld``.
     """
 
+    spawn_workers = True  # it renders with OpenGL: loader workers are spawned, never forked
+
     def __init__(self, split: str = "train", augment: AugmentConfig | None = None, length: int = 100_000,
                  backend: str = "auto"):
         _seed_range(split)  # raises for an unknown split
