@@ -255,13 +255,10 @@ class BatchedWorld:
         return shade[..., None] ** (1.0 / 2.2) * lit
 
     # ----------------------------------------------------------------------------------------------
-    def render(self, vertices: np.ndarray, cam: np.ndarray, lit: np.ndarray, shaded: np.ndarray,
-               background: np.ndarray) -> np.ndarray:
+    def render(self, vertices: np.ndarray, cam: np.ndarray, shaded: np.ndarray, background: np.ndarray) -> np.ndarray:
         """One body over its background: (V, 3) vertices, (3,) cam, (V, 3) colours → (H, W, 3) uint8."""
-        if self.backend != "pyrender":  # the NumPy rasteriser shades per pixel itself
-            return render.render_mesh(vertices, self.faces_np, cam, image=background, vertex_colors=lit,
-                                      backend="numpy")
-        rgb, coverage = render_flat(vertices, self.faces_np, cam, shaded, background.shape[0])
+        draw = render_flat if self.backend == "pyrender" else rasterize_flat
+        rgb, coverage = draw(vertices, self.faces_np, cam, shaded, background.shape[0])
         out = background.astype(np.float64) / 255.0 * (1.0 - coverage[..., None]) + rgb
         return (out.clip(0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
@@ -310,14 +307,14 @@ class BatchedWorld:
         occluded_images = _bernoulli(generator, config.occluder_probability, num)
         num_occluders = torch.where(occluded_images, torch.randint(1, config.max_occluders + 1, (num,),
                                                                    generator=generator), 0)
-        vertices_np, lit_np, shaded_np = vertices.cpu().numpy(), lit.cpu().numpy(), shaded.cpu().numpy()
+        vertices_np, shaded_np = vertices.cpu().numpy(), shaded.cpu().numpy()
         keypoints_px = camera.normalized_to_pixel(keypoints, size).numpy()
         images = np.empty((num, size, size, 3), dtype=np.uint8)
         visibility = np.empty((num, constants.NUM_KEYPOINTS), dtype=np.float32)
         for i in range(num):
             rng = np.random.default_rng((first_seed + i, _IMAGE_STREAM))
             background = random_background(rng, size, config)
-            image = self.render(vertices_np[i], cam[i].double().numpy(), lit_np[i], shaded_np[i], background)
+            image = self.render(vertices_np[i], cam[i].double().numpy(), shaded_np[i], background)
             occluded = None
             if num_occluders[i]:
                 image, occluded = draw_occluders(image, keypoints_px[i], float(diagonal_px[i]), rng, config,
@@ -374,6 +371,21 @@ def camera_effects(images: torch.Tensor, generator: torch.Generator, config: Wor
                             device=dev)
         x[rows] = x[rows] + noise * std[noisy].float().to(dev)[:, None, None, None]
     return (x.clamp(0.0, 255.0) + 0.5).to(torch.uint8)
+
+
+def rasterize_flat(vertices: np.ndarray, faces: np.ndarray, cam: np.ndarray, colors: np.ndarray,
+                   size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``render_flat`` with ``render``'s NumPy rasteriser (no OpenGL; edges are not antialiased).
+
+    Returns:
+        ``(rgb, coverage)``: (H, W, 3) colour in [0, 1] (zero where no face is seen) and the (H, W) 0/1
+        coverage.
+    """
+    face_id, bary = render.rasterize(render._to_pixels(vertices, cam, size), vertices[:, 2], faces, size)
+    mask = face_id >= 0
+    rgb = np.zeros((size, size, 3))
+    rgb[mask] = np.einsum("nk,nkc->nc", bary[mask], colors[faces[face_id[mask]]])  # interpolated colours
+    return rgb, mask.astype(np.float64)
 
 
 def render_flat(vertices: np.ndarray, faces: np.ndarray, cam: np.ndarray, colors: np.ndarray,
