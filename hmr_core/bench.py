@@ -1,4 +1,4 @@
-"""Benchmarks that print numbers: ``python -m hmr_core.bench smpl|data|synthetic|train``.
+"""Benchmarks that print numbers: ``python -m hmr_core.bench smpl|data|synthetic|encoder|train|gpu``.
 
 ``smpl`` times one forward + backward pass (gradients for pose and betas) of ``hmr_core``'s SMPL and of
 ``smplx``'s SMPL on the same model in the same run. The model has SMPL's sizes (6,890 vertices, 24
@@ -11,7 +11,8 @@ data in the standard preprocessed format (``hmr_core.datasets``): random-noise J
 ``.npz`` written to a temporary folder, read, cropped, augmented and batched as in training.
 
 ``synthetic`` measures how many synthetic-world images per second ``synthetic.write_split`` generates,
-renders and writes, per render backend and worker count.
+renders and writes, per generator (one image at a time, or ``synthetic_batch.BatchedWorld``'s batches),
+render backend and worker count, all in the same run.
 
 ``encoder`` times one forward + backward pass of each image encoder (ResNet-18, ResNet-50,
 EfficientNet-Lite0) at several input sizes, in the training's memory layouts, with the first blocks
@@ -23,6 +24,9 @@ earlier CPU model) is the baseline of each run.
 Adam updates, with the trainer's bf16 / channels-last / compile settings) and, in the same run, a
 baseline step written the way SPIN trains (fp32, NCHW, batch 64, the same ResNet-50 and regressor, SMPL
 on Θ_T only, no discriminator, plain Adam).
+
+``gpu`` runs every measurement a GPU machine must make in one command and writes JSON and Markdown
+(``hmr_core.bench_gpu``); ``gpu --quick`` checks that script on a CPU.
 """
 
 import argparse

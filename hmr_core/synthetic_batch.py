@@ -1,8 +1,9 @@
 """The synthetic world in batches: many bodies drawn at once in torch, for shards or for training on the fly.
 
-``synthetic.SyntheticWorld`` draws one image at a time from one seed, which makes about 80 ms of CPU per
-image on a laptop core: most of it in OpenGL's per-pixel lighting, in drawing one pose at a time (the
-penetration test, forward kinematics) and in NumPy per-vertex work. ``BatchedWorld`` draws the same
+``synthetic.SyntheticWorld`` draws one image at a time from one seed, which takes about 70 ms of CPU per
+image on the development machine's cores (docs/benchmarks.md): most of it in OpenGL's per-pixel lighting
+(Mesa's software renderer), in drawing one pose at a time (the penetration test, forward kinematics) and
+in NumPy per-vertex work. ``BatchedWorld`` draws the same
 world (the same ``WorldConfig`` presets, the same distributions of bodies, cameras, clothes, light,
 backgrounds, occluders and camera effects) for a whole batch:
 
