@@ -395,7 +395,8 @@ def add_synthetic_parser(sub) -> None:
     synthetic.add_argument("--num-images", type=int, default=96)
     synthetic.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     synthetic.add_argument("--backends", nargs="+", default=["numpy", "pyrender"])
-    synthetic.add_argument("--generators", nargs="+", choices=["per_image", "batched"], default=["per_image", "batched"])
+    synthetic.add_argument("--generators", nargs="+", choices=["per_image", "batched"],
+                           default=["per_image", "batched"])
     synthetic.add_argument("--chunk-size", type=int, default=32, help="images per worker task (per batch if batched)")
 
 

@@ -68,10 +68,10 @@ class GpuBenchSizes:
 
 FULL = GpuBenchSizes()
 QUICK = GpuBenchSizes(smpl_batch=8, smpl_repeats=2, train_batches=(2,), train_steps=1, train_warmup=1,
-                      train_image_size=64, train_encoder="resnet18", train_pose_pool=64, compile=False, synthetic_old_images=2, synthetic_batched_images=4,
-                      synthetic_batch=4, loader_batches=2, loader_batch_size=2, loader_workers=1, jpeg_images=8, run_steps=2,
-                      run_batch_size=2, run_encoder="resnet18", run_input_size=64, run_eval_samples=2,
-                      run_workers=0)
+                      train_image_size=64, train_encoder="resnet18", train_pose_pool=64, compile=False,
+                      synthetic_old_images=2, synthetic_batched_images=4, synthetic_batch=4, loader_batches=2,
+                      loader_batch_size=2, loader_workers=1, jpeg_images=8, run_steps=2, run_batch_size=2,
+                      run_encoder="resnet18", run_input_size=64, run_eval_samples=2, run_workers=0)
 
 
 def versions() -> dict[str, str]:
@@ -301,7 +301,8 @@ def markdown(results: dict) -> str:
               "", "## Short training run on on-the-fly synthetic data", "",
               f"{r['steps']} steps of batch {r['batch_size']} ({r['encoder']}) in {r['seconds']:.1f} s, "
               f"{r['images_per_s']:.1f} images/s; loss {r['first_loss']:.2f} → {r['last_loss']:.2f}; evaluation on "
-              f"{r['eval_samples']} drawn test images: PA-MPJPE {r['pa_mpjpe_mm']:.1f} mm, MPJPE {r['mpjpe_mm']:.1f} mm.",
+              f"{r['eval_samples']} drawn test images: PA-MPJPE {r['pa_mpjpe_mm']:.1f} mm, "
+              f"MPJPE {r['mpjpe_mm']:.1f} mm.",
               ""]
     return "\n".join(lines)
 

@@ -513,7 +513,8 @@ class GeneratedSplit(SyntheticDataset):
             raise ValueError(f"need num ≥ 1 and batch_size ≥ 1, got {num} and {batch_size}")
         low, _ = _seed_range(split)
         world = BatchedWorld(backend)
-        parts = [world.generate(low + first, min(batch_size, num - first), split) for first in range(0, num, batch_size)]
+        parts = [world.generate(low + first, min(batch_size, num - first), split)
+                 for first in range(0, num, batch_size)]
         self.split, self.augment = split, NO_AUGMENTATION
         self.images = np.concatenate([p.pop("images") for p in parts])
         self.labels = {key: np.concatenate([p[key] for p in parts]) for key in LABEL_SHAPES}
