@@ -965,7 +965,7 @@ def shard_is_complete(path: Path, seeds: np.ndarray, split: str) -> bool:
         logger.info("growing %s from %d to %d images", path, len(labels["seed"]), len(seeds))
         return False
     raise ShardError(f"{path} holds other seeds than this run would write there (another --shard-size or --start?); "
-                         "move it away or write to another folder")
+                     "move it away or write to another folder")
 
 
 # Worker processes: each builds its own SyntheticWorld (SMPL, OpenGL context) once.
