@@ -948,6 +948,9 @@ def write_shard(path: str | Path, arrays: dict[str, np.ndarray], config: dict | 
 def shard_is_complete(path: Path, seeds: np.ndarray, split: str) -> bool:
     """Whether ``path`` is a valid shard holding exactly ``seeds`` (so a resumed run can skip it).
 
+    A shard holding the first of ``seeds`` only (written by a run with a smaller ``num``: the split grows)
+    is not complete, and is redone whole.
+
     Raises:
         ShardError: if the file is a valid shard of other seeds (a run with another --shard-size or
             --start wrote it): the run refuses to overwrite it.
