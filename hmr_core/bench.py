@@ -1,4 +1,4 @@
-"""Benchmarks that print numbers: ``python -m hmr_core.bench smpl|data|synthetic|train|redraw``.
+"""Benchmarks that print numbers: ``python -m hmr_core.bench smpl|data|synthetic|encoder|train|redraw|gpu``.
 
 ``smpl`` times one forward + backward pass (gradients for pose and betas) of ``hmr_core``'s SMPL and of
 ``smplx``'s SMPL on the same model in the same run. The model has SMPL's sizes (6,890 vertices, 24
@@ -11,7 +11,8 @@ data in the standard preprocessed format (``hmr_core.datasets``): random-noise J
 ``.npz`` written to a temporary folder, read, cropped, augmented and batched as in training.
 
 ``synthetic`` measures how many synthetic-world images per second ``synthetic.write_split`` generates,
-renders and writes, per render backend and worker count.
+renders and writes, per generator (one image at a time, or ``synthetic_batch.BatchedWorld``'s batches),
+render backend and worker count, all in the same run.
 
 ``encoder`` times one forward + backward pass of each image encoder (ResNet-18, ResNet-50,
 EfficientNet-Lite0) at several input sizes, in the training's memory layouts, with the first blocks
@@ -28,12 +29,16 @@ on Θ_T only, no discriminator, plain Adam).
 renderer, PNG encoding, as ``interactive.time_redraw`` measures it) at chapter 1's and chapter 2's image
 sizes, for every render backend that starts here; the NumPy rasteriser is the baseline of the run. A
 slider feels live below about 200 ms.
+
+``gpu`` runs every measurement a GPU machine must make in one command and writes JSON and Markdown
+(``hmr_core.bench_gpu``); ``gpu --quick`` checks that script on a CPU.
 """
 
 import argparse
 import datetime
 import platform
 import statistics
+import sys
 import time
 from typing import NamedTuple
 
@@ -299,11 +304,18 @@ def main(argv=None):
     add_synthetic_parser(sub)
     add_train_parser(sub)
     add_redraw_parser(sub)
+    from hmr_core import bench_gpu
+
+    bench_gpu.add_parser(sub)
     args = parser.parse_args(argv)
+    check_args(parser, args)
+    if args.what == "gpu":
+        return bench_gpu.main_from_args(args)
     if args.what == "encoder":
         bench_encoder(batch_size=args.batch_size, repeats=args.repeats, device=args.device)
     if args.what == "synthetic":
-        bench_synthetic(args.num_images, args.workers, args.backends)
+        bench_synthetic(args.num_images, args.workers, args.backends, generators=args.generators,
+                        chunk_size=args.chunk_size)
     if args.what == "smpl":
         bench_smpl(args.batch_sizes, args.device, args.repeats)
     if args.what == "data":
@@ -314,20 +326,46 @@ def main(argv=None):
         bench_redraw(args.sizes, args.backends, args.redraws, args.repeats)
 
 
-def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"), seed_start=0):
-    """Print synthetic-world images generated and written per second, per render backend and worker count.
+def check_args(parser: argparse.ArgumentParser, args) -> None:
+    """Refuse sizes that cannot be timed before any work starts (``parser.error`` exits with status 2)."""
+    positive = {"batch_sizes": "--batch-sizes", "repeats": "--repeats", "num_images": "--num-images",
+                "workers": "--workers", "batch_size": "--batch-size", "image_size": "--image-size", "steps": "--steps",
+                "num_workers": "--num-workers", "baseline_batch_size": "--baseline-batch-size",
+                "chunk_size": "--chunk-size", "redraws": "--redraws", "sizes": "--sizes"}
+    for name, flag in positive.items():
+        value = getattr(args, name, None)
+        values = value if isinstance(value, list) else [value]
+        if value is not None and any(v < 1 for v in values):
+            if name == "workers" and args.what == "data" and all(v >= 0 for v in values):
+                continue  # the data loader may run in the main process
+            if name == "num_workers" and value >= 0:
+                continue
+            parser.error(f"{flag} must be ≥ 1, got {value}")
+    if getattr(args, "warmup", 0) < 0:
+        parser.error(f"--warmup must be ≥ 0, got {args.warmup}")
+
+
+def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"), seed_start=0,
+                    generators=("per_image", "batched"), chunk_size=32):
+    """Print synthetic-world images generated and written per second, per generator, render backend and workers.
 
     Runs ``synthetic.write_split`` (generation, rendering and shard writing, worker start-up included)
-    into a temporary folder for each setting. A backend that cannot start here is reported and skipped.
+    into a temporary folder for each setting: "per_image" is ``synthetic.SyntheticWorld``, "batched" is
+    ``synthetic_batch.BatchedWorld`` (``write_split(batched=True)``). Settings take turns in one run, so
+    a change in the machine's load touches them alike. A backend that cannot start here is reported and
+    skipped. The load average before and after is printed: on a shared machine it says how far the
+    numbers are from an idle one.
 
     Args:
         num_images: images per setting.
         workers: worker-process counts to try.
         backends: render backends to try.
         seed_start: index in the train split of the first image.
+        generators: "per_image" and / or "batched".
+        chunk_size: images per task (per batch for "batched").
 
     Returns:
-        A list of ``(backend, workers, images_per_second)``.
+        A list of ``(generator, backend, workers, images_per_second)``.
     """
     import os
     import tempfile
@@ -335,10 +373,10 @@ def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"
     from hmr_core import render, synthetic
 
     print(f"# synthetic world, {datetime.date.today()}, {_cpu_name()}, {os.cpu_count()} logical CPUs, "
-          f"torch {torch.__version__}")
+          f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
     print(f"{num_images} train images of {constants.IMG_SIZE}x{constants.IMG_SIZE} per setting, shards of 32, "
-          "worker start-up included")
-    print(f"{'backend':>9} {'workers':>7} {'images/s':>9}")
+          f"tasks of {chunk_size} images, worker start-up included")
+    print(f"{'generator':>9} {'backend':>9} {'workers':>7} {'images/s':>9}")
     rows = []
     for backend in backends:
         try:
@@ -347,12 +385,15 @@ def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"
             print(f"{backend:>9} unavailable: {err}")
             continue
         for num_workers in workers:
-            with tempfile.TemporaryDirectory() as tmp:
-                report = synthetic.write_split(tmp, "train", num_images, shard_size=32, workers=num_workers,
-                                               backend=backend, start=seed_start, progress=False)
-            rate = report.num_images / report.seconds
-            rows.append((backend, num_workers, rate))
-            print(f"{backend:>9} {num_workers:>7} {rate:>9.1f}")
+            for generator in generators:
+                with tempfile.TemporaryDirectory() as tmp:
+                    report = synthetic.write_split(tmp, "train", num_images, shard_size=32, workers=num_workers,
+                                                   backend=backend, start=seed_start, progress=False,
+                                                   chunk_size=chunk_size, batched=generator == "batched")
+                rate = report.num_images / report.seconds
+                rows.append((generator, backend, num_workers, rate))
+                print(f"{generator:>9} {backend:>9} {num_workers:>7} {rate:>9.1f}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     return rows
 
 
@@ -362,6 +403,9 @@ def add_synthetic_parser(sub) -> None:
     synthetic.add_argument("--num-images", type=int, default=96)
     synthetic.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     synthetic.add_argument("--backends", nargs="+", default=["numpy", "pyrender"])
+    synthetic.add_argument("--generators", nargs="+", choices=["per_image", "batched"],
+                           default=["per_image", "batched"])
+    synthetic.add_argument("--chunk-size", type=int, default=32, help="images per worker task (per batch if batched)")
 
 
 
@@ -540,7 +584,8 @@ def _baseline_step(config, init_theta: torch.Tensor, smpl, device: torch.device,
 
 def bench_train(batch_sizes=(64, 256), device=None, steps=50, warmup=10, data="synthetic", data_dir=None,
                 bf16=None, channels_last=None, compile=None, baseline_batch_size=None, num_workers=None,
-                num_images=256, seed=0, image_size=constants.IMG_SIZE) -> list[TrainBenchRow]:
+                num_images=256, seed=0, image_size=constants.IMG_SIZE, encoder="resnet50",
+                pose_pool_size=None) -> list[TrainBenchRow]:
     """Print images per second of HMR's training step and of a SPIN-style baseline, timed in the same run.
 
     The HMR step is the trainer's: ``train.encoder_step`` (ResNet-50, T IEF iterations, one SMPL pass over
@@ -567,6 +612,8 @@ def bench_train(batch_sizes=(64, 256), device=None, steps=50, warmup=10, data="s
         seed: seed of the models, data and pool.
         image_size: crop side of the "random" data (smaller only to make tests quick); synthetic crops are
             always ``constants.IMG_SIZE``.
+        encoder: the image encoder of both steps (HMR: "resnet50").
+        pose_pool_size: bodies in the discriminator's pool; None: ``BENCH_POSE_POOL_SIZE``.
 
     Returns:
         ``TrainBenchRow`` for the baseline, then one per batch size.
@@ -595,7 +642,8 @@ def bench_train(batch_sizes=(64, 256), device=None, steps=50, warmup=10, data="s
         torch.cuda.set_device(device)
     if baseline_batch_size is None:
         baseline_batch_size = SPIN_BATCH_SIZE if cuda else min(SPIN_BATCH_SIZE, min(batch_sizes))
-    settings = dict(device=device.type, seed=seed, pose_pool_size=BENCH_POSE_POOL_SIZE, max_steps=warmup + steps,
+    settings = dict(device=device.type, seed=seed, encoder=encoder, max_steps=warmup + steps,
+                    pose_pool_size=BENCH_POSE_POOL_SIZE if pose_pool_size is None else pose_pool_size,
                     bf16=cuda if bf16 is None else bf16, channels_last=cuda if channels_last is None else channels_last,
                     compile=cuda if compile is None else compile,
                     num_workers=(os.cpu_count() or 1) if num_workers is None else num_workers)
@@ -629,7 +677,7 @@ def bench_train(batch_sizes=(64, 256), device=None, steps=50, warmup=10, data="s
 
         print(f"# training step, {datetime.date.today()}, device {device_name(device)}, torch {torch.__version__}")
         # The trainer applies bf16 and channels-last on CUDA only; the line says what ran.
-        print(f"HMR step: train.encoder_step + train.discriminator_step (ResNet-50, T={base.num_iterations} IEF, one "
+        print(f"HMR step: train.encoder_step + train.discriminator_step ({encoder}, T={base.num_iterations} IEF, one "
               f"SMPL pass over B·T, {NUM_DISCRIMINATORS} discriminators, encoder and discriminator Adam); "
               f"bf16 {on_off(cuda and base.bf16)}, channels-last {on_off(cuda and base.channels_last)}, "
               f"compile {on_off(base.compile)}")
@@ -773,4 +821,4 @@ def add_redraw_parser(sub) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -30,7 +30,10 @@ class TrainConfig:
     # --- where things go --------------------------------------------------------------------------
     run_dir: str = "runs/hmr"  # checkpoints, config.json, TensorBoard logs, metrics
     # --- data -------------------------------------------------------------------------------------
-    data: str = "synthetic"  # "synthetic": shards written by hmr_core.synthetic; "real": preprocessed .npz
+    # "synthetic": shards written by hmr_core.synthetic; "synthetic_online": the synthetic world drawn while
+    # training (hmr_core.synthetic_batch, no shards; evaluation on eval_samples test images drawn at the start);
+    # "real": preprocessed .npz
+    data: str = "synthetic"
     data_dir: str = "data/synthetic"  # synthetic shards, or the root of the real datasets
     datasets: tuple[str, ...] = ()  # real datasets to mix, e.g. ("h36m", "mpi_inf_3dhp", "lsp", "mpii", "coco")
     pose_pool: str | None = None  # .npz with pose (N, 72), shape (N, 10); None: sample from the pose prior

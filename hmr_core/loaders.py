@@ -96,6 +96,12 @@ class SeededSamples(Dataset):
             torch.manual_seed(seed)
             return self.dataset[index]
 
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list:
+        """A whole batch at once (torch's loader calls this): a dataset that draws batches gets all keys."""
+        if hasattr(self.dataset, "getitems_seeded"):
+            return self.dataset.getitems_seeded(keys)
+        return [self[key] for key in keys]
+
 
 def has_3d_labels(dataset: Dataset) -> np.ndarray:
     """(N,) bool per sample: the dataset's ``has_3d`` array, concatenated through ``ConcatDataset``."""
@@ -122,6 +128,9 @@ def make_loader(dataset: Dataset, config: TrainConfig, start_step: int = 0, rank
     # whose state a checkpoint restores (dropout uses it).
     common = dict(num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
                   prefetch_factor=4 if workers > 0 else None, generator=torch.Generator().manual_seed(config.seed))
+    if workers > 0 and getattr(dataset, "spawn_workers", False):
+        # A dataset that renders with OpenGL: a forked worker would inherit the parent's context and hang.
+        common["multiprocessing_context"] = "spawn"
     if evaluation:
         return DataLoader(dataset, batch_size=config.batch_size, shuffle=False, **common)
     sampler = StepBatchSampler(has_3d_labels(dataset), config.batch_size, config.max_steps, start_step,
@@ -166,6 +175,13 @@ def build_data(config: TrainConfig) -> TrainingData:
         augment = AugmentConfig() if config.augment else None
         return TrainingData(SyntheticDataset(config.data_dir, "train", augment=augment),
                             SyntheticDataset(config.data_dir, "test", augment=None), pose_pool)
+    if config.data == "synthetic_online":
+        from hmr_core.augment import AugmentConfig
+        from hmr_core.synthetic_batch import GeneratedSplit, OnTheFlySynthetic
+
+        augment = AugmentConfig() if config.augment else None
+        evaluation = GeneratedSplit("test", config.eval_samples, config.batch_size) if config.eval_every else None
+        return TrainingData(OnTheFlySynthetic("train", augment=augment), evaluation, pose_pool)
     if config.data == "real":
         from torch.utils.data import ConcatDataset
 
@@ -181,7 +197,7 @@ def build_data(config: TrainConfig) -> TrainingData:
         # evaluation.
         evaluation = open_dataset("h36m", config.data_dir, "test_p2", augment=None) if "h36m" in config.datasets else None
         return TrainingData(train, evaluation, pose_pool)
-    raise ValueError(f"data must be 'synthetic' or 'real', got {config.data!r}")
+    raise ValueError(f"data must be 'synthetic', 'synthetic_online' or 'real', got {config.data!r}")
 
 
 def sample_pose_pool(pool: PosePool, num: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

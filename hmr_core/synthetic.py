@@ -948,6 +948,9 @@ def write_shard(path: str | Path, arrays: dict[str, np.ndarray], config: dict | 
 def shard_is_complete(path: Path, seeds: np.ndarray, split: str) -> bool:
     """Whether ``path`` is a valid shard holding exactly ``seeds`` (so a resumed run can skip it).
 
+    A shard holding the first of ``seeds`` only (written by a run with a smaller ``num``: the split grows)
+    is not complete, and is redone whole.
+
     Raises:
         ShardError: if the file is a valid shard of other seeds (a run with another --shard-size or
             --start wrote it): the run refuses to overwrite it.
@@ -959,25 +962,43 @@ def shard_is_complete(path: Path, seeds: np.ndarray, split: str) -> bool:
     except ShardError as err:
         logger.warning("redoing %s: %s", path, err)
         return False
-    if not np.array_equal(labels["seed"], seeds):
-        raise ShardError(f"{path} holds other seeds than this run would write there (another --shard-size or --start?); "
-                         "move it away or write to another folder")
-    return True
+    if np.array_equal(labels["seed"], seeds):
+        return True
+    if len(labels["seed"]) < len(seeds) and np.array_equal(labels["seed"], seeds[:len(labels["seed"])]):
+        logger.info("growing %s from %d to %d images", path, len(labels["seed"]), len(seeds))
+        return False
+    raise ShardError(f"{path} holds other seeds than this run would write there (another --shard-size or --start?); "
+                     "move it away or write to another folder")
 
 
 # Worker processes: each builds its own SyntheticWorld (SMPL, OpenGL context) once.
 _worker_world: SyntheticWorld | None = None
 
 
-def _init_worker(backend: str) -> None:
+def _make_world(backend: str, batched: bool):
+    if batched:
+        from hmr_core.synthetic_batch import BatchedWorld
+
+        return BatchedWorld(backend)
+    return SyntheticWorld(backend)
+
+
+def _generate_with(world, seeds: np.ndarray, split: str) -> dict[str, np.ndarray]:
+    """A chunk of images: one batch of a ``synthetic_batch.BatchedWorld``, or image by image."""
+    if isinstance(world, SyntheticWorld):
+        return generate_batch(seeds, split, world)
+    return world.generate(int(seeds[0]), len(seeds), split)
+
+
+def _init_worker(backend: str, batched: bool = False) -> None:
     global _worker_world
     torch.set_num_threads(1)  # the processes are the parallelism
-    _worker_world = SyntheticWorld(backend)
+    _worker_world = _make_world(backend, batched)
 
 
 def _generate_chunk(task: tuple[str, np.ndarray]) -> dict[str, np.ndarray]:
     split, seeds = task
-    return generate_batch(seeds, split, _worker_world)
+    return _generate_with(_worker_world, seeds, split)
 
 
 class WriteReport(NamedTuple):
@@ -996,8 +1017,52 @@ class WriteReport(NamedTuple):
     seconds: float
 
 
+def remove_stale_temporaries(out: str | Path, split: str) -> list[Path]:
+    """Delete the temporary files (``.<shard>.<pid>.tmp``) that killed writers of ``split`` left in ``out``.
+
+    A file whose process still runs is left alone (another writer is using it).
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for path in Path(out).glob(f".{split}_*.npz.*.tmp"):
+        pid = path.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and Path(f"/proc/{pid}").exists():
+            continue
+        size = path.stat().st_size
+        path.unlink(missing_ok=True)
+        removed.append(path)
+        logger.info("removed %s (%.0f MB) left by an interrupted run", path, size / 1e6)
+    return removed
+
+
+def check_write_args(out: str | Path, split: str, num: int, start: int, shard_size: int, workers: int,
+                     chunk_size: int) -> None:
+    """Check ``write_split``'s arguments before any work; raises ValueError saying what to change."""
+    if num < 1:
+        raise ValueError(f"--num must be ≥ 1 (images to write), got {num}")
+    if start < 0:
+        raise ValueError(f"--start must be ≥ 0 (index of the first image in the split), got {start}")
+    if shard_size < 1 or workers < 1 or chunk_size < 1:
+        raise ValueError(f"need --shard-size ≥ 1, --workers ≥ 1 and chunk size ≥ 1; got {shard_size}, {workers}, "
+                         f"{chunk_size}")
+    low, high = _seed_range(split)
+    if low + start + num > high:
+        raise ValueError(f"split {split!r} has {high - low} images; --start {start} --num {num} goes beyond it")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the shards")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"--out {out}: {parent} is a file, so the folder cannot be made")
+            break
+
+
 def write_split(out: str | Path, split: str, num: int, shard_size: int = 1000, workers: int = 1,
-                backend: str = "auto", start: int = 0, chunk_size: int = 16, progress: bool = True) -> WriteReport:
+                backend: str = "auto", start: int = 0, chunk_size: int = 16, progress: bool = True,
+                batched: bool = False) -> WriteReport:
     """Write images ``start, ..., start + num - 1`` of a split to shards, resuming an interrupted run.
 
     Shard i holds images ``start + i · shard_size`` onwards. A shard whose file exists and is valid is
@@ -1014,20 +1079,26 @@ def write_split(out: str | Path, split: str, num: int, shard_size: int = 1000, w
         start: index of the first image in the split.
         chunk_size: images per task handed to a worker.
         progress: show a tqdm progress bar.
+        batched: draw each chunk as one batch of ``synthetic_batch.BatchedWorld`` (faster; an image
+            then depends on its chunk, not on its seed alone).
 
     Returns:
         ``WriteReport``.
+
+    Raises:
+        ValueError: for arguments that cannot work (checked before any image is drawn).
     """
     import time
 
     from tqdm import tqdm
 
-    if shard_size < 1 or num < 0 or workers < 1 or chunk_size < 1:
-        raise ValueError(f"need shard_size ≥ 1, num ≥ 0, workers ≥ 1, chunk_size ≥ 1; got {shard_size}, {num}, "
-                         f"{workers}, {chunk_size}")
+    check_write_args(out, split, num, start, shard_size, workers, chunk_size)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, split)
     seeds = split_seeds(split, num, start)
     config = {"split": split, "world": asdict(SPLIT_CONFIGS[split]), "backend": backend, "start": start,
-              "shard_size": shard_size}
+              "shard_size": shard_size, "generator": "batched" if batched else "per_image",
+              "chunk_size": chunk_size}
     shards = [(shard_path(out, split, i), seeds[i * shard_size:(i + 1) * shard_size])
               for i in range(math.ceil(num / shard_size))]
     todo = [(path, s) for path, s in shards if not shard_is_complete(path, s, split)]
@@ -1047,11 +1118,12 @@ def write_split(out: str | Path, split: str, num: int, shard_size: int = 1000, w
         # One image is many small tensor operations: torch's intra-op threads only add overhead
         # (measured 3x slower with 2 threads); the caller's setting is restored below.
         torch.set_num_threads(1)
-        world = default_world(backend)
-        results = (generate_batch(seeds_, split_, world) for split_, seeds_ in tasks)
+        world = _make_world(backend, True) if batched else default_world(backend)
+        results = (_generate_with(world, seeds_, split_) for split_, seeds_ in tasks)
         pool = None
     else:
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(backend,))
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker,
+                                                        initargs=(backend, batched))
         results = pool.imap(_generate_chunk, tasks)  # in order: chunks of a shard arrive together
     try:
         for k, result in zip(owner, results):
@@ -1176,9 +1248,23 @@ def main(argv=None) -> int:
     write.add_argument("--shard-size", type=int, default=1000)
     write.add_argument("--workers", type=int, default=1, help="worker processes")
     write.add_argument("--backend", choices=("auto",) + render.BACKENDS, default="auto")
+    write.add_argument("--batched", action="store_true",
+                       help="draw chunks as batches (synthetic_batch.BatchedWorld): faster, same distribution")
+    write.add_argument("--chunk-size", type=int, default=16, help="images per task (per batch with --batched)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    report = write_split(args.out, args.split, args.num, args.shard_size, args.workers, args.backend, args.start)
+    try:
+        check_write_args(args.out, args.split, args.num, args.start, args.shard_size, args.workers, args.chunk_size)
+    except ValueError as err:
+        parser.error(str(err))
+    # This package's messages only: OpenGL logs at INFO while the interpreter shuts down.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("hmr_core").setLevel(logging.INFO)
+    try:
+        report = write_split(args.out, args.split, args.num, args.shard_size, args.workers, args.backend, args.start,
+                             args.chunk_size, batched=args.batched)
+    except ShardError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     rate = report.num_images / report.seconds if report.seconds > 0 and report.num_images else 0.0
     print(f"{len(report.written)} shards written, {len(report.skipped)} already complete; "
           f"{report.num_images} images in {report.seconds:.1f} s ({rate:.1f} images/s)")
