@@ -80,7 +80,8 @@ class TrainConfig:
     ckpt_every: int = 1000  # steps between checkpoints (and at the end)
     max_loss: float = 1e4  # a total loss above this (or NaN) stops the run: it has diverged
     # No checkpoint is written from weights larger than this in magnitude (or not finite): an update that
-    # exploded. Trained HMR weights stay within a few units; 1e3 leaves a wide margin.
+    # exploded. Trained weights stay far below it (the book's model: 13 at most; BatchNorm's running
+    # statistics are buffers, not weights, and are not bounded).
     max_weight: float = 1e3
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run
 
