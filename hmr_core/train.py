@@ -3,8 +3,8 @@
 One GPU: ``python -m hmr_core.train --preset synthetic_h100``. Several: ``torchrun --nproc_per_node 8 -m
 hmr_core.train ...`` (DDP; each process takes ``batch_size`` samples). ``--resume`` continues a run from
 its last checkpoint with the configuration it was started with; ``--resume --set`` may change only the
-fields of ``config.RESUMABLE_FIELDS`` (learning rates, length, logging, device, ...). The loop is flat on purpose (chapter
-"Training"): an ``encoder_step`` and a ``discriminator_step`` per iteration, losses from
+fields of ``config.RESUMABLE_FIELDS`` (learning rates, length, logging, device, ...). The loop is flat on
+purpose (chapter "Training"): an ``encoder_step`` and a ``discriminator_step`` per iteration, losses from
 ``hmr_core.losses`` weighted by named config fields, a log that is a dict of floats.
 """
 
@@ -70,19 +70,23 @@ class Runtime:
 
 def setup_runtime(config: TrainConfig) -> Runtime:
     """Choose the device once, and join the process group when started by torchrun."""
-    if config.device == "auto":
+    requested = None if config.device == "auto" else torch.device(config.device)
+    if requested is None:
         device_type = "cuda" if torch.cuda.is_available() else "cpu"
     else:
-        device_type = config.device
+        device_type = requested.type
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device_type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("device='cuda' but no GPU is visible; use --set device=cpu")
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
+            raise ValueError(f"device={config.device!r} but no GPU is visible; use --set device=cpu")
+        index = requested.index if requested is not None and requested.index is not None else local_rank
+        torch.cuda.set_device(index)
+        device = torch.device("cuda", index)
     else:
+        if device_type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device={config.device!r} but MPS is not available here; use --set device=cpu")
         device = torch.device(device_type)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
@@ -215,9 +219,9 @@ def check_weights(modules: dict, config: TrainConfig) -> None:
 def divergence_advice(config: TrainConfig, saved_step: int | None) -> str:
     """What to do after ``TrainingDiverged``: the resume command, with rates a resume does apply."""
     if saved_step is None:
-        return (f"No checkpoint was written yet. Start again in a new --run-dir (or remove {config.run_dir}) "
-                f"with lower learning rates, e.g. --set encoder_lr={config.encoder_lr / 10:g} "
-                f"disc_lr={config.disc_lr / 10:g}, or grad_clip=1.")
+        return (f"No checkpoint was written yet: start the run again (the same --run-dir will do) with lower "
+                f"learning rates, e.g. --set encoder_lr={config.encoder_lr / 10:g} disc_lr={config.disc_lr / 10:g}, "
+                "or grad_clip=1.")
     return (f"The last good checkpoint (step {saved_step}) is kept; continue from it with lower learning rates: "
             f"python -m hmr_core.train --run-dir {config.run_dir} --resume --set "
             f"encoder_lr={config.encoder_lr / 10:g} disc_lr={config.disc_lr / 10:g} (or grad_clip=1).")
@@ -529,10 +533,12 @@ def _train(config: TrainConfig, resume: bool, data, changes: dict) -> list[dict]
                 group["weight_decay"] = decay
         if changes and rt.is_main:
             before = TrainConfig.from_json(run_dir / "config.json")
-            changed = {k: (getattr(before, k), getattr(config, k)) for k in changes if getattr(before, k) != getattr(config, k)}
+            changed = {k: (getattr(before, k), getattr(config, k)) for k in changes
+                       if getattr(before, k) != getattr(config, k)}
             if changed:
                 config.to_json(run_dir / "config.json")
-                print("resuming with " + ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items()), file=sys.stderr)
+                print("resuming with " + ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items()),
+                      file=sys.stderr)
     saved_step = step if resume else None
 
     train_model = hmr

@@ -398,6 +398,7 @@ def test_no_test_shards_are_needed_without_evaluation(tmp_path):
     ("device=gpu", r"device must be 'auto' or a device such as \['cpu', 'cuda', 'mps'\].*got 'gpu'"),
     ("max_steps=abc", r"max_steps must be an integer ≥ 1.*got 'abc'"),
     ("ckpt_every=0", r"ckpt_every must be an integer ≥ 1, got 0"),
+    ("device=[1]", r"device must be 'auto' or a device"),
     ("log_every=0", r"log_every must be an integer ≥ 1, got 0"),
     ("pose_pool_size=0", r"pose_pool_size must be an integer ≥ 1"),
     ("num_iterations=1000000000", r"num_iterations must be an integer ≥ 1 and ≤ 100"),
@@ -411,6 +412,12 @@ def test_bad_config_values_stop_before_any_work(tmp_path, pair, message):
 
 
 @pytest.mark.parametrize("content", [b"PK\x03\x04 truncated", None])
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the message on a machine without a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match=r"error: device='cuda:0' but no GPU is visible; use --set device=cpu"):
+        train.main(["--preset", "tiny_cpu", "--run-dir", str(tmp_path / "run"), "--set", "device=cuda:0"])
+
+
 def test_bad_imagenet_weights_stop_before_any_work(tmp_path, content):
     weights = tmp_path / "weights.pth"
     if content is None:
