@@ -411,13 +411,13 @@ def test_bad_config_values_stop_before_any_work(tmp_path, pair, message):
     assert not run.exists()
 
 
-@pytest.mark.parametrize("content", [b"PK\x03\x04 truncated", None])
 @pytest.mark.skipif(torch.cuda.is_available(), reason="tests the message on a machine without a GPU")
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match=r"error: device='cuda:0' but no GPU is visible; use --set device=cpu"):
         train.main(["--preset", "tiny_cpu", "--run-dir", str(tmp_path / "run"), "--set", "device=cuda:0"])
 
 
+@pytest.mark.parametrize("content", [b"PK\x03\x04 truncated", None])
 def test_bad_imagenet_weights_stop_before_any_work(tmp_path, content):
     weights = tmp_path / "weights.pth"
     if content is None:
