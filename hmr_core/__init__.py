@@ -9,7 +9,15 @@ network and its training (``encoder``, ``regressor``, ``discriminator``, ``hmr``
 commands.
 """
 
-from hmr_core.body_model import SMPL, SMPLOutput
-
 __all__ = ["SMPL", "SMPLOutput"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ``SMPL`` is imported on first use, not with the package: ``python -m hmr_core.model_files`` would
+    # otherwise find its module imported already (through body_model) and warn about it.
+    if name in __all__:
+        from hmr_core import body_model
+
+        return getattr(body_model, name)
+    raise AttributeError(f"module 'hmr_core' has no attribute {name!r}")

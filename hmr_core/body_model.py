@@ -170,6 +170,18 @@ class SMPL(nn.Module):
         return (f"model={self.model_name!r}, vertices={self.num_vertices}, joints={self.num_joints}, "
                 f"num_betas={self.num_betas}, pose_blend_shapes={self.has_pose_blend_shapes}")
 
+    def _as_input(self, name: str, x) -> torch.Tensor:
+        """A tensor argument as it is (its dtype and device must be the model's), or an array or nested list
+        as a tensor of the model's dtype on its device."""
+        if not torch.is_tensor(x):
+            try:
+                x = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=self.dtype, device=self.v_template.device)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{name} must be a tensor, a NumPy array or a nested list of numbers, got "
+                                 f"{type(x).__name__} ({err})") from err
+        self._check_input(name, x)
+        return x
+
     def _check_input(self, name: str, x: torch.Tensor) -> None:
         if x.dtype != self.dtype or x.device != self.v_template.device:
             raise ValueError(
@@ -192,6 +204,9 @@ class SMPL(nn.Module):
                 of ``betas``' size.
             transl: (B, 3) translation added to vertices, joints and keypoints; None for none.
 
+        Each may also be a NumPy array or a nested list, taken as the model's dtype on its device; a
+        tensor must already be of that dtype and device. B may be 0.
+
         Returns:
             ``SMPLOutput`` with vertices (B, V, 3), joints (B, J, 3), rotmats (B, J, 3, 3) and
             keypoints (B, 19, 3).
@@ -199,12 +214,14 @@ class SMPL(nn.Module):
         Raises:
             ValueError: for a pose, betas or transl of the wrong shape, batch size, dtype or device.
         """
+        if betas is not None:
+            betas = self._as_input("betas", betas)
         if pose is None:
             batch = 1 if betas is None else betas.shape[0]
             eye = torch.eye(3, dtype=self.dtype, device=self.v_template.device)
             rotmats = eye.expand(batch, self.num_joints, 3, 3)
         else:
-            self._check_input("pose", pose)
+            pose = self._as_input("pose", pose)
             rotmats = pose_to_rotmats(pose, self.num_joints)  # (B, J, 3, 3)
         batch = rotmats.shape[0]
         if betas is None:
@@ -223,16 +240,16 @@ class SMPL(nn.Module):
                 (self.blend_basis[:num_betas], self.blend_basis[self.num_betas:]))
         else:
             coeffs, basis = betas, self.blend_basis[:num_betas]
-        v_posed = torch.addmm(self.v_template.view(1, -1), coeffs, basis).view(batch, -1, 3)  # (B, V, 3)
+        v_posed = torch.addmm(self.v_template.view(1, -1), coeffs, basis).view(batch, self.num_vertices, 3)  # (B, V, 3)
         rest_joints = torch.addmm(self.joint_template.view(1, -1), betas, self.joint_shapedirs[:num_betas])
-        rest_joints = rest_joints.view(batch, -1, 3)  # (B, J, 3)
+        rest_joints = rest_joints.view(batch, self.num_joints, 3)  # (B, J, 3)
 
         joints, rel_rot, rel_transl = forward_kinematics(rotmats, rest_joints, self.parents)
         vertices = skin_vertices(self.weights, rel_rot, rel_transl, v_posed)  # (B, V, 3)
         # keypoints[b, k] = Σ_n weight[k, n] · vertices[b, index[k, n]]
         keypoints = (vertices[:, self.keypoint_index] * self.keypoint_weight[..., None]).sum(-2)  # (B, 19, 3)
         if transl is not None:
-            self._check_input("transl", transl)
+            transl = self._as_input("transl", transl)
             if transl.shape != (batch, 3):
                 raise ValueError(f"transl must have shape (B={batch}, 3), got {tuple(transl.shape)}")
             offset = transl[:, None, :]

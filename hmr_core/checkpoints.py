@@ -35,12 +35,31 @@ RESUME_CHECKPOINT_KEYS = REQUIRED_CHECKPOINT_KEYS + ("disc", "encoder_optimizer"
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write atomically: a killed write leaves the previous checkpoint intact."""
+    """Write atomically: a killed write leaves the previous checkpoint intact, a failed one no ``.partial``."""
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def describe_load_error(err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in words that do not invite loading it unsafely.
+
+    torch's own message suggests ``weights_only=False``, which would run whatever the file asks for; a
+    checkpoint of tensors and numbers never needs it.
+    """
+    text = str(err)
+    if "Weights only load failed" in text:
+        asked = [line.strip() for line in text.splitlines() if "GLOBAL" in line or "Unsupported" in line]
+        return ("it is not a plain checkpoint: it asks to run code while loading"
+                + (f" ({asked[0]})" if asked else "") + ", so it was not loaded. A file of tensors and numbers "
+                "never needs that; do not load it with weights_only=False. Re-export it from the run that made it")
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 class CheckpointError(ValueError):
@@ -102,8 +121,7 @@ def read_checkpoint(path: str | Path, required: tuple[str, ...] = REQUIRED_CHECK
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else ''})") from err
+        raise CheckpointError(f"{path} is not a readable checkpoint ({describe_load_error(err)})") from err
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict")
     missing = [key for key in required if key not in ckpt]
@@ -199,13 +217,24 @@ def export_weights(checkpoint: str | Path, out: str | Path, half: bool = True) -
 
     Returns:
         ``out`` as a Path.
+
+    Raises:
+        FileNotFoundError, CheckpointError: as ``read_checkpoint``.
+        ValueError: if ``out`` is a directory, the checkpoint itself, or a run's resumable checkpoint (an
+            export cannot resume training, so writing it there would lose the run).
     """
-    ckpt = read_checkpoint(checkpoint)
+    source = resolve_checkpoint(checkpoint)
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"{out} is a directory; give the file to write, e.g. {out / 'model.pt'}")
+    if out.exists() and (out.resolve() == source.resolve() or out.name == CHECKPOINT_NAME):
+        raise ValueError(f"{out} is a run's resumable checkpoint; an export holds the weights alone and cannot resume "
+                         "training, so it is not written over it. Choose another file name, e.g. model.pt")
+    ckpt = read_checkpoint(source)
     weights = {k: v.half() if half and v.is_floating_point() else v for k, v in ckpt["hmr"].items()}
     small = {"hmr": weights, "config": ckpt["config"], "step": ckpt["step"], "model_name": ckpt["model_name"]}
     if "history" in ckpt:
         small["history"] = ckpt["history"]
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     return save_checkpoint(out, small)
 
@@ -220,7 +249,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         path = export_weights(args.checkpoint, args.out, half=not args.float32)
-    except (FileNotFoundError, CheckpointError) as err:
+    except (FileNotFoundError, ValueError) as err:  # CheckpointError is a ValueError
         sys.exit(f"error: {err}")
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0

@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+class ConfigError(ValueError):
+    """A configuration field has a value of the wrong type or outside what a run can do (named)."""
+
+
 @dataclass
 class TrainConfig:
     # --- where things go --------------------------------------------------------------------------
@@ -88,7 +92,14 @@ class TrainConfig:
     eval_samples: int = 1000  # held-out samples per evaluation
     ckpt_every: int = 1000  # steps between checkpoints (and at the end)
     max_loss: float = 1e4  # a total loss above this (or NaN) stops the run: it has diverged
+    # No checkpoint is written from weights larger than this in magnitude (or not finite): an update that
+    # exploded. Trained weights stay far below it (the book's model: 13 at most; BatchNorm's running
+    # statistics are buffers, not weights, and are not bounded).
+    max_weight: float = 1e3
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run
+
+    def __post_init__(self):
+        check_config(self)
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True))
@@ -103,15 +114,109 @@ class TrainConfig:
 
         Raises:
             ValueError: for fields this version does not know, naming ``source``.
+            ConfigError: for a value of the wrong type or out of range, naming ``source`` and the field.
         """
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source} is a {type(values).__name__}, not a JSON object of config fields")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{source} has fields this version does not know: {unknown}")
         values = dict(values)
-        if "datasets" in values:
+        if isinstance(values.get("datasets"), list):
             values["datasets"] = tuple(values["datasets"])
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+
+# What each field may hold. Sizes have upper bounds so that a configuration (a checkpoint's, say) cannot
+# ask for absurd work: a network of 10⁹ IEF iterations, or crops of 200,000² pixels.
+_INT_RANGES = {
+    "pose_pool_size": (1, 10_000_000), "batch_size": (1, 65_536), "num_workers": (0, 1024),
+    "input_size": (32, 1024), "num_iterations": (1, 100), "encoder_frozen_blocks": (0, 1000),
+    "max_steps": (1, 10**12), "seed": (0, 2**63 - 1), "log_every": (1, None), "image_every": (0, None),
+    "eval_every": (0, None), "eval_samples": (1, 10**9), "ckpt_every": (1, None),
+}
+_NON_NEGATIVE_FLOATS = ("kp_2d_weight", "joints_3d_weight", "smpl_weight", "adv_weight", "encoder_lr", "disc_lr",
+                        "encoder_weight_decay", "disc_weight_decay", "grad_clip")
+_POSITIVE_FLOATS = ("max_loss", "max_weight")
+_CHOICES = {"data": ("synthetic", "synthetic_online", "real"), "lr_schedule": ("constant", "cosine")}
+_BOOLS = ("augment", "train_init_theta", "adversarial", "supervise_all_iterations", "bf16", "channels_last", "compile",
+          "mpi_inf_3dhp_smpl_fits", "paper_inputs_required")
+_OPTIONAL_STRINGS = ("pose_pool", "imagenet_weights", "model_path")
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_config(config: "TrainConfig") -> None:
+    """Check every field's type and range (ints written as 1e5 become ints).
+
+    Raises:
+        ConfigError: naming the field, its value and what it may be.
+    """
+    def fail(name, what):
+        value = getattr(config, name)
+        raise ConfigError(f"config field {name} must be {what}, got {value!r} ({type(value).__name__})")
+
+    for name, (low, high) in _INT_RANGES.items():
+        value = getattr(config, name)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+            setattr(config, name, value)
+        what = f"an integer ≥ {low}" + (f" and ≤ {high}" if high is not None else "")
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            fail(name, what)
+    for name in _NON_NEGATIVE_FLOATS + _POSITIVE_FLOATS:
+        value = getattr(config, name)
+        positive = name in _POSITIVE_FLOATS
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or value < 0 or (positive and value == 0)):
+            fail(name, "a finite number " + ("> 0" if positive else "≥ 0"))
+    if isinstance(config.dropout, bool) or not isinstance(config.dropout, (int, float)) or not 0 <= config.dropout < 1:
+        fail("dropout", "a number in [0, 1)")
+    for name, choices in _CHOICES.items():
+        if getattr(config, name) not in choices:
+            fail(name, f"one of {list(choices)}")
+    for name in _BOOLS:
+        if not isinstance(getattr(config, name), bool):
+            fail(name, "true or false")
+    for name in _OPTIONAL_STRINGS:
+        if getattr(config, name) is not None and not isinstance(getattr(config, name), str):
+            fail(name, "a path (a string) or null")
+    for name in ("run_dir", "data_dir"):
+        if not isinstance(getattr(config, name), str) or not getattr(config, name):
+            fail(name, "a path (a non-empty string)")
+    from hmr_core.encoder import ARCHITECTURES
+
+    if config.encoder not in ARCHITECTURES:
+        fail("encoder", f"one of {list(ARCHITECTURES)}")
+    device = config.device
+    if not isinstance(device, str):
+        fail("device", f"'auto' or a device such as {list(_DEVICE_TYPES)} (e.g. 'cuda:1')")
+    if device != "auto":
+        import torch
+
+        try:
+            device_type = torch.device(device).type
+        except (RuntimeError, ValueError):
+            device_type = None
+        if device_type not in _DEVICE_TYPES:
+            fail("device", f"'auto' or a device such as {list(_DEVICE_TYPES)} (e.g. 'cuda:1')")
+    if not isinstance(config.datasets, (tuple, list)) or not all(isinstance(d, str) for d in config.datasets):
+        fail("datasets", 'a list of dataset names, e.g. ["lsp", "h36m"]')
+    if not isinstance(config.extra, dict):
+        fail("extra", "a JSON object")
+
+
+# Fields a resumed run (``--resume --set``) may change: how long and how fast it learns, how often it logs,
+# evaluates and saves, where the data now lives, and on what it runs. The rest define the run (the network,
+# the data and its batches, the objective, the seed); changing them would make the checkpoint describe
+# another run, so a resume refuses them.
+RESUMABLE_FIELDS = ("max_steps", "encoder_lr", "disc_lr", "encoder_weight_decay", "disc_weight_decay",
+                    "lr_schedule", "grad_clip", "max_loss", "max_weight", "log_every", "image_every", "eval_every",
+                    "eval_samples", "ckpt_every", "num_workers", "data_dir", "device", "bf16", "channels_last",
+                    "compile", "extra")
 
 
 REAL_DATASETS = ("h36m", "mpi_inf_3dhp", "lsp", "lsp_ext", "mpii", "coco")  # do_train.sh's --datasets
@@ -210,6 +315,6 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown config field(s) {unknown}; see hmr_core.config.TrainConfig")
     values.update(overrides)
-    if "datasets" in values:
+    if isinstance(values.get("datasets"), list):
         values["datasets"] = tuple(values["datasets"])
     return TrainConfig(**values)

@@ -35,7 +35,7 @@ import logging
 import math
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import NamedTuple, TypedDict
 
 import numpy as np
@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 # continuous coordinates in which that centre is at (0.5, 0.5).
 PIXEL_CENTRE = 0.5
 ANNOTATION_DIR = "dataset_extras"  # where the .npz files live under the data root (as in SPIN)
+MAX_LOGGED_SKIPS = 5  # skipped samples logged one by one per process; the rest are only counted
 
 
 # --------------------------------------------------------------------------------------------------
@@ -287,6 +288,12 @@ def read_npz(path: str | Path, error: type[ValueError] = DatasetError, what: str
         raise error(f"{path} is not a readable .npz ({type(err).__name__}: {err})") from err
 
 
+def _leaves_image_folder(name: str) -> bool:
+    """Whether an ``imgname`` is absolute or climbs out of its folder ('..'), with / or \\ separators."""
+    posix = PurePosixPath(name.replace("\\", "/"))
+    return posix.is_absolute() or ".." in posix.parts or bool(PureWindowsPath(name).drive)
+
+
 def load_annotations(path: str | Path) -> Annotations:
     """Read and check one preprocessed annotation file (SPIN's ``dataset_extras`` format).
 
@@ -313,6 +320,11 @@ def load_annotations(path: str | Path) -> Annotations:
         raise DatasetError(f"{path}: 'imgname' must be a (N,) array of strings, got shape {imgname.shape} "
                            f"dtype {imgname.dtype}")
     imgname = imgname.astype(str)
+    outside = [i for i, name in enumerate(imgname) if _leaves_image_folder(name)]
+    if outside:
+        raise DatasetError(f"{path}: 'imgname' of sample {outside[0]} is {imgname[outside[0]]!r}, which leads outside "
+                           f"the image folder ({len(outside)} such rows); image names must be relative paths inside "
+                           "it (no leading '/', drive or '..')")
     n = imgname.shape[0]
     expected = {"center": (n, 2), "scale": (n,), "part": (n, constants.NUM_SPIN_JOINTS, 3),
                 "pose": (n, constants.POSE_DIM), "shape": (n, None), "has_smpl": (n,)}
@@ -375,7 +387,8 @@ def read_image(path: Path, zoom: float = 1.0):
 
     A crop that maps ``zoom`` output pixels to each image pixel (zoom < 1 shrinks) loses nothing if the
     decoder skips detail: JPEG decoders downscale by 2, 4 or 8 for free (PIL's ``draft``), which is
-    several times faster on large photographs.
+    several times faster on large photographs. The image is turned as its EXIF orientation says (as
+    OpenCV's ``imread``, with which SPIN's annotations were made, does).
 
     Args:
         path: the image file.
@@ -389,7 +402,7 @@ def read_image(path: Path, zoom: float = 1.0):
         FileNotFoundError: if the file does not exist.
         OSError: if it is not a readable image (PIL's ``UnidentifiedImageError`` is one).
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     image = Image.open(path)
     full_width = image.size[0]
@@ -398,7 +411,7 @@ def read_image(path: Path, zoom: float = 1.0):
         image.draft("RGB", (max(1, math.ceil(image.size[0] * zoom * 2)), max(1, math.ceil(image.size[1] * zoom * 2))))
     image.load()  # decode now, so a truncated file fails here
     factor = float(round(full_width / image.size[0]))
-    return image.convert("RGB"), factor
+    return ImageOps.exif_transpose(image).convert("RGB"), factor
 
 
 # --------------------------------------------------------------------------------------------------
@@ -503,6 +516,7 @@ class HMRDataset(Dataset):
         if len(self.rows) == 0:
             raise DatasetError(f"{ann.path} has no usable samples")
         self._skips = SkipCounter.create()
+        self._logged_skips = 0  # in this process
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -569,14 +583,25 @@ class HMRDataset(Dataset):
             raise IndexError(f"index {index} out of range for {self.name} with {len(self.rows)} samples")
         if not self.skip_bad_samples:
             return self.load_sample(int(self.rows[index]))
+        first_error = None
         for attempt in range(len(self.rows)):
             row = int(self.rows[(index + attempt) % len(self.rows)])
             try:
                 return self.load_sample(row)
             except DatasetError as err:
                 self._skips.add()
-                logger.warning("skipped: %s", err)
-        raise DatasetError(f"{self.annotations.path}: no sample could be read (every image failed)")
+                first_error = first_error or err
+                self._log_skip(err)
+        raise DatasetError(f"{self.annotations.path}: no sample could be read: all {len(self.rows)} images failed "
+                           f"(the first: {first_error}); is the image folder {self.image_root} right?")
+
+    def _log_skip(self, err: DatasetError) -> None:
+        """Log the first ``MAX_LOGGED_SKIPS`` skips of this process one by one, then say the rest are counted."""
+        self._logged_skips += 1
+        if self._logged_skips <= MAX_LOGGED_SKIPS:
+            logger.warning("skipped: %s", err)
+        if self._logged_skips == MAX_LOGGED_SKIPS:
+            logger.warning("%s: further skipped samples are counted, not logged (num_skipped)", self.annotations.path)
 
 
 def open_dataset(name: str, root: str | Path, split: str = "train", **kwargs) -> HMRDataset:

@@ -20,7 +20,8 @@ The crop follows HMR's demo (chapter "HMR on an image"):
   image centre, so the aspect ratio is kept and the short side is padded. Padding is black, as in the
   training crops (``augment.warp_image``); HMR's demo repeats the edge pixels instead.
 
-Images: JPEG, PNG and anything else Pillow reads, 8 bits per channel. Grayscale, palette, CMYK and
+Images: JPEG, PNG and anything else Pillow reads, 8 bits per channel, turned upright as their EXIF
+orientation says (as a phone's photo is displayed; a box is given in those displayed pixels). Grayscale, palette, CMYK and
 grayscale+alpha or RGBA images are converted to RGB (alpha is composited over white) with a note.
 Rejected, with what to do: files that are not images, images with more than 8 bits per channel (16-bit
 PNGs and TIFFs, 32-bit integer or float images: their range is not defined, e.g. 12-bit data or depth
@@ -158,7 +159,8 @@ def to_rgb(image, name: str = "image") -> RGBImage:
 
 
 def read_image(path: str | Path) -> RGBImage:
-    """Read an image file as 8-bit RGB (see ``to_rgb`` for what is converted and what is rejected).
+    """Read an image file as 8-bit RGB (see ``to_rgb`` for what is converted and what is rejected), turned
+    as its EXIF orientation says, so that pixels (and a ``--box``) are those of the image as displayed.
 
     Args:
         path: the file.
@@ -170,7 +172,7 @@ def read_image(path: str | Path) -> RGBImage:
         FileNotFoundError: if the file does not exist.
         ImageError: naming the file, if it is not a readable image or cannot be converted sensibly.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
@@ -182,7 +184,8 @@ def read_image(path: str | Path) -> RGBImage:
     try:
         with Image.open(path) as image:
             image.load()  # decode now: a truncated file fails here, not later
-            return to_rgb(image, str(path))
+            # As displayed: a phone's JPEG stores the sensor's pixels and the turn in its EXIF orientation.
+            return to_rgb(ImageOps.exif_transpose(image), str(path))
     except UnidentifiedImageError as err:
         raise ImageError(f"{path} is not an image Pillow can read (is it really a {path.suffix or 'image'} "
                          "file?); give a JPEG or PNG photograph") from err
@@ -427,13 +430,16 @@ def run_demo(image_path: str | Path, out_dir: str | Path, model: HMR, smpl: SMPL
 
     Raises:
         FileNotFoundError, ImageError: for an unusable image or box.
+        ValueError: if ``out_dir`` is a file.
     """
     from PIL import Image
 
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"the output folder {out_dir} is a file; give a folder for the PNG and the OBJ")
     rgb = read_image(image_path)
     crop, info = preprocess_image(rgb.pixels, box, framing)
     prediction = predict(model, smpl, crop)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = Path(image_path).stem
     panel = overlay_image(crop, prediction, smpl.faces.cpu().numpy(), backend, UNTRAINED_LABEL if untrained else "")
@@ -468,6 +474,11 @@ def main(argv=None) -> int:
                         help="how --box becomes the crop: HMR's demo, or SPIN's files (auto: as the model was trained)")
     args = parser.parse_args(argv)
     try:
+        # Arguments first, before a model is loaded.
+        if not Path(args.image).is_file():
+            raise FileNotFoundError(f"no image file at {args.image}")
+        if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
+            raise ValueError(f"--out-dir {args.out_dir} is a file; give a folder for the PNG and the OBJ")
         device = choose_device(args.device)
         if args.random_init:
             print("WARNING: --random-init: the network is UNTRAINED; the mesh and keypoints are meaningless "

@@ -322,9 +322,11 @@ def read_state_dict(path: str | Path, arch: str = "resnet50") -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a torch file, or a pickle of anything but tensors
-        raise ValueError(f"{path} could not be read as a state dict of tensors ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''}); is it a complete .pth file?") from err
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        from hmr_core.checkpoints import describe_load_error
+
+        raise ValueError(f"{path} could not be read as a state dict of tensors ({describe_load_error(err)}); is it "
+                         "a complete .pth file?") from err
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
     return state
 

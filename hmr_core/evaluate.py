@@ -601,6 +601,19 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def without_worker_traceback(err: Exception) -> str:
+    """The message of an error raised in a DataLoader worker, without the worker's traceback that the
+    loader wraps around it ("Caught ... in DataLoader worker process 0. Original Traceback ...")."""
+    text = str(err)
+    if "Original Traceback" not in text:
+        return text
+    marker = f"{type(err).__module__}.{type(err).__qualname__}: "
+    for prefix in (marker, f"{type(err).__qualname__}: "):
+        if prefix in text:
+            return text.rsplit(prefix, 1)[1].strip()
+    return text.strip().splitlines()[-1]
+
+
 def evaluate_checkpoint(checkpoint: str | Path, data: str, data_dir: str | Path, splits: Iterable[str] = ("test", "ood"),
                         datasets: Iterable[str] = (), device: str = "auto", batch_size: int = 64, workers: int = 4,
                         max_samples: int | None = None, model_path: str | Path | None = None,
@@ -615,14 +628,25 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, data_dir: str | Path,
         FileNotFoundError, CheckpointError, DatasetError, ModelFileError, ValueError: as ``load_model`` and
             ``evaluation_sets``.
     """
+    from hmr_core.datasets import DatasetError
+
     device = choose_device(device)
     loaded = load_model(checkpoint, device, model_path)
     results = []
     for name, dataset, protocol in evaluation_sets(data, data_dir, splits, datasets):
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                                              pin_memory=device.type == "cuda")
-        results.append(evaluate_dataset(loaded.hmr, loaded.smpl, loader, name, protocol, max_samples=max_samples,
-                                        progress=progress))
+        try:
+            results.append(evaluate_dataset(loaded.hmr, loaded.smpl, loader, name, protocol, max_samples=max_samples,
+                                            progress=progress))
+        except Exception as err:  # a bad image or shard, read in a worker process: its message alone
+            if "Original Traceback" not in str(err):
+                raise
+            try:
+                clean = type(err)(without_worker_traceback(err))
+            except Exception:  # an exception class that takes other arguments
+                clean = DatasetError(without_worker_traceback(err))
+            raise clean from None
     info = {"checkpoint": str(loaded.path), "step": loaded.step, "model_name": loaded.model_name,
             "device": device_name(device),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -651,14 +675,23 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="write all numbers to this JSON file")
     args = parser.parse_args(argv)
     try:
+        # Arguments first, before any evaluation.
+        for flag, value, low in (("--batch-size", args.batch_size, 1), ("--workers", args.workers, 0),
+                                 ("--max-samples", args.max_samples, 1)):
+            if value is not None and value < low:
+                raise ValueError(f"{flag} must be ≥ {low}, got {value}")
+        if args.out:
+            if Path(args.out).is_dir():
+                raise ValueError(f"--out {args.out} is a directory; give the JSON file to write, e.g. "
+                                 f"{Path(args.out) / 'results.json'}")
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         results, info = evaluate_checkpoint(args.checkpoint, args.data, args.data_dir, args.splits, args.datasets,
                                             args.device, args.batch_size, args.workers, args.max_samples,
                                             args.model_path)
-    except (FileNotFoundError, CheckpointError, DatasetError, ModelFileError, ValueError) as err:
+    except (FileNotFoundError, FileExistsError, CheckpointError, DatasetError, ModelFileError, ValueError) as err:
         sys.exit(f"error: {err}")
     print(format_report(results, info))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results_json(results, info), indent=2))
         print(f"wrote {args.out}")
     return 0

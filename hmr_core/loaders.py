@@ -173,8 +173,9 @@ def build_data(config: TrainConfig) -> TrainingData:
         from hmr_core.synthetic import SyntheticDataset
 
         augment = AugmentConfig() if config.augment else None
-        return TrainingData(SyntheticDataset(config.data_dir, "train", augment=augment),
-                            SyntheticDataset(config.data_dir, "test", augment=None), pose_pool)
+        # The test split is read only when the run evaluates (eval_every > 0).
+        evaluation = SyntheticDataset(config.data_dir, "test", augment=None) if config.eval_every else None
+        return TrainingData(SyntheticDataset(config.data_dir, "train", augment=augment), evaluation, pose_pool)
     if config.data == "synthetic_online":
         from hmr_core.augment import AugmentConfig
         from hmr_core.synthetic_batch import GeneratedSplit, OnTheFlySynthetic
@@ -195,9 +196,73 @@ def build_data(config: TrainConfig) -> TrainingData:
                                for name in config.datasets])
         # Human3.6M protocol 2 (S9 and S11, frontal camera, first trial; see docs/evaluation.md) for periodic
         # evaluation.
-        evaluation = open_dataset("h36m", config.data_dir, "test_p2", augment=None) if "h36m" in config.datasets else None
+        evaluation = (open_dataset("h36m", config.data_dir, "test_p2", augment=None)
+                      if "h36m" in config.datasets and config.eval_every else None)
         return TrainingData(train, evaluation, pose_pool)
     raise ValueError(f"data must be 'synthetic', 'synthetic_online' or 'real', got {config.data!r}")
+
+
+class DataError(ValueError):
+    """Training data holds values no model can learn from (NaN or infinite labels); the file is named."""
+
+
+def _check_labels(labels: dict, where) -> None:
+    """Raise ``DataError`` for a non-finite value in any float array of ``labels``, naming ``where(row)``."""
+    for key, array in labels.items():
+        array = np.asarray(array)
+        if not np.issubdtype(array.dtype, np.floating):
+            continue
+        finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1) if len(array) else np.ones(0, bool)
+        if not finite.all():
+            row = int(np.argmin(finite))
+            raise DataError(f"{where(row)}: '{key}' holds NaN or infinite values ({int((~finite).sum())} rows); "
+                            "the data is broken, not the training: re-create or remove it")
+
+
+def check_training_data(data: TrainingData) -> None:
+    """Check the labels of the synthetic shards and the pose pool before training starts, so that broken
+    data is named instead of showing up as a diverged loss.
+
+    (The real datasets mark rows with non-finite labels when they read them; see ``datasets``.)
+
+    Raises:
+        DataError: naming the shard (or pose pool) and the array.
+    """
+    pool = data.pose_pool
+    if len(pool.pose) == 0:
+        raise DataError("the pose pool is empty; the discriminator needs real poses (pose_pool_size ≥ 1, or a "
+                        "pose_pool file with rows)")
+    _check_labels({"pose": pool.pose.numpy(), "shape": pool.shape.numpy()}, lambda row: f"the pose pool (row {row})")
+    for dataset in (data.train_set, data.eval_set):
+        if dataset is None:
+            continue
+        parts = dataset.datasets if hasattr(dataset, "datasets") else [dataset]
+        for part in parts:
+            labels, paths, starts = (getattr(part, k, None) for k in ("labels", "paths", "shard_start"))
+            if labels is None or paths is None or starts is None:
+                continue
+            for shard, path in enumerate(paths):  # synthetic shards: name the file
+                rows = slice(int(starts[shard]), int(starts[shard + 1]))
+                _check_labels({k: v[rows] for k, v in labels.items()}, lambda row, path=path: f"{path} (sample {row})")
+
+
+def check_batch_finite(batch: dict, step: int) -> None:
+    """Raise ``DataError`` if a batch's images or labels hold NaN or infinite values, naming the samples.
+
+    Args:
+        batch: a collated batch (``datasets.Sample`` keys).
+        step: the step, for the message.
+    """
+    for key, value in batch.items():
+        if not torch.is_tensor(value) or not value.is_floating_point():
+            continue
+        finite = torch.isfinite(value.reshape(len(value), -1)).all(dim=1).cpu()
+        if not finite.all():
+            rows = torch.nonzero(~finite).flatten().tolist()
+            index = batch["index"][rows].tolist() if "index" in batch else rows
+            names = [batch["dataset"][r] for r in rows] if "dataset" in batch else []
+            raise DataError(f"the batch of step {step} holds NaN or infinite values in '{key}' (samples {index} of "
+                            f"{sorted(set(names)) or 'the dataset'}); the data is broken, not the training")
 
 
 def sample_pose_pool(pool: PosePool, num: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,6 +14,7 @@ Which model is used: an explicit path, else the file named by ``$HMR_SMPL_MODEL`
 """
 
 import argparse
+import math
 import os
 import pickle
 import sys
@@ -38,6 +39,19 @@ _HOW_TO_GET_SMPL = (
 
 class ModelFileError(ValueError):
     """A body-model file is missing, unreadable, or does not hold an SMPL-format model."""
+
+
+# No array of a body model comes near this many elements (SMPL's largest, posedirs, has 4.3 million; the
+# open body model's 8.4 million); a file that asks for more is refused before anything is allocated.
+MAX_MODEL_ARRAY_ELEMENTS = 10**8
+
+
+def _check_size(path, key: str, shape: tuple) -> None:
+    """Refuse an array shape with more than ``MAX_MODEL_ARRAY_ELEMENTS`` elements, naming the key."""
+    count = math.prod(int(n) for n in shape)
+    if count > MAX_MODEL_ARRAY_ELEMENTS:
+        raise ModelFileError(f"{path}: '{key}' has {count} elements (shape {tuple(shape)}); a body model's arrays "
+                             f"have at most {MAX_MODEL_ARRAY_ELEMENTS}: the file is corrupt or not a body model")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -99,14 +113,21 @@ class _SparseMatrix:
     def __setstate__(self, state):
         self.state = state
 
-    def to_numpy(self) -> np.ndarray:
+    def to_numpy(self, path="model", key: str = "matrix") -> np.ndarray:
         import scipy.sparse
 
-        state = self.state
-        shape = state.get("_shape", state.get("shape"))
-        build = scipy.sparse.csc_matrix if self.format == "csc" else scipy.sparse.csr_matrix
-        matrix = build((state["data"], state["indices"], state["indptr"]), shape=shape)
-        return np.asarray(matrix.toarray())
+        state = getattr(self, "state", None)
+        try:
+            shape = tuple(int(n) for n in state.get("_shape", state.get("shape")))
+            _check_size(path, key, shape)
+            build = scipy.sparse.csc_matrix if self.format == "csc" else scipy.sparse.csr_matrix
+            matrix = build((state["data"], state["indices"], state["indptr"]), shape=shape)
+            return np.asarray(matrix.toarray())
+        except ModelFileError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
+            raise ModelFileError(f"{path}: '{key}' is not a readable sparse matrix ({type(err).__name__}: {err}); "
+                                 "the file is corrupt or not an official SMPL model") from err
 
 
 class _CsrMatrix(_SparseMatrix):
@@ -176,9 +197,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         return allowed[(module, name)]
 
 
-def _plain(value):
+def _plain(value, path="model", key: str = "array"):
     """Turn stand-ins and arrays into numpy arrays; keep other plain values (strings, numbers)."""
-    if isinstance(value, (_ChumpyArray, _SparseMatrix)):
+    if isinstance(value, _SparseMatrix):
+        return value.to_numpy(path, key)
+    if isinstance(value, _ChumpyArray):
         return value.to_numpy()
     return value
 
@@ -208,7 +231,7 @@ def read_smpl_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ModelFileError(f"{path} holds a {type(raw).__name__}, not the dict of arrays of an SMPL model file")
     out = {}
     for key, value in raw.items():
-        value = _plain(value)
+        value = _plain(value, path, str(key))
         if isinstance(value, np.ndarray) and value.dtype != object:
             out[str(key)] = value
     return out
@@ -261,6 +284,11 @@ def validate_model_arrays(arrays: dict[str, np.ndarray], path="model") -> dict[s
             + (f" (it has {sorted(arrays)})" if arrays else "")
         )
     out = {k: np.asarray(arrays[k]) for k in arrays}
+    for key in constants.MODEL_REQUIRED_KEYS + constants.MODEL_KEYPOINT_KEYS:
+        if key in out:
+            _check_size(path, key, out[key].shape)
+            if not (np.issubdtype(out[key].dtype, np.number) or out[key].dtype == bool):
+                raise ModelFileError(f"{path}: '{key}' has dtype {out[key].dtype}; a body model holds numbers")
     v_template = out["v_template"]
     check_shape(path, "v_template", v_template, (None, 3))
     num_verts = v_template.shape[0]
@@ -320,6 +348,20 @@ def with_cocoplus_keypoints(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarr
     return out
 
 
+def _npz_shapes(npz) -> dict[str, tuple]:
+    """The shape of every array of an open ``.npz``, read from the headers alone (nothing allocated)."""
+    shapes = {}
+    for member in npz.zip.namelist():
+        if not member.endswith(".npy"):
+            continue
+        with npz.zip.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shapes[member.removesuffix(".npy")] = read_header(f)[0]
+    return shapes
+
+
 def load_model_arrays(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     """Load and check a body model: an SMPL-format ``.npz`` or the official ``.pkl``.
 
@@ -342,8 +384,12 @@ def load_model_arrays(path: str | os.PathLike | None = None) -> dict[str, np.nda
     else:
         try:
             with np.load(path, allow_pickle=False) as npz:
+                for key, shape in _npz_shapes(npz).items():
+                    _check_size(path, key, shape)
                 arrays = {k: npz[k] for k in npz.files}
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+            if isinstance(err, ModelFileError):
+                raise
             raise ModelFileError(
                 f"{path} is not a readable SMPL-format .npz ({type(err).__name__}: {err}); re-create it with "
                 "'python -m hmr_core.model_files convert' or, for the open model, reinstall hmr_core"
@@ -374,10 +420,19 @@ def convert_smpl_pickle(
 
     Returns:
         The arrays written.
+
+    Raises:
+        ModelFileError: for an output path that is a directory, a missing or unreadable regressor, or a
+            model file that cannot be read (all checked before anything is written).
     """
+    npz_path = Path(npz_path)
+    if npz_path.is_dir():
+        raise ModelFileError(f"{npz_path} is a directory; give the .npz file to write, e.g. {npz_path / 'smpl.npz'}")
+    if lsp_regressor is not None:
+        lsp = _read_npy(lsp_regressor, "the LSP regressor")
     arrays = with_cocoplus_keypoints(read_smpl_pickle(pkl_path))
     if lsp_regressor is not None:
-        arrays["J_regressor_lsp"] = np.load(lsp_regressor, allow_pickle=False)
+        arrays["J_regressor_lsp"] = lsp
     checked = validate_model_arrays(arrays, pkl_path)
     keep = constants.MODEL_REQUIRED_KEYS + constants.MODEL_KEYPOINT_KEYS
     out = {k: checked[k] for k in keep if k in checked}
@@ -385,7 +440,6 @@ def convert_smpl_pickle(
         if key in out:
             out[key] = out[key].astype(np.float32)
     out["f"] = out["f"].astype(np.int32)
-    npz_path = Path(npz_path)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     # Write to a temporary name first so an interrupted conversion never leaves a half-written model.
     tmp = npz_path.with_name(npz_path.name + ".partial")
@@ -393,6 +447,25 @@ def convert_smpl_pickle(
         np.savez_compressed(f, model_name=np.array(Path(pkl_path).stem), **out)
     os.replace(tmp, npz_path)
     return out
+
+
+def _read_npy(path: str | os.PathLike, what: str) -> np.ndarray:
+    """A ``.npy`` array of numbers, never unpickling; errors name ``what`` and the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{what} {path} does not exist")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "Object arrays" in str(err):
+            raise ModelFileError(f"{what} {path} stores Python objects, which are not read (unpickling runs code); "
+                                 "save a plain (14, V) float array with np.save") from err
+        raise ModelFileError(f"{what} {path} is not a readable .npy ({err})") from err
+    except (OSError, EOFError) as err:
+        raise ModelFileError(f"{what} {path} is not a readable .npy ({type(err).__name__}: {err})") from err
+    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.number):
+        raise ModelFileError(f"{what} {path} holds {getattr(array, 'dtype', type(array).__name__)}, not numbers")
+    return array
 
 
 def describe(arrays: dict[str, np.ndarray]) -> str:

@@ -113,8 +113,10 @@ def quaternion_to_axis_angle(quat: torch.Tensor) -> torch.Tensor:
     small = sin_half_sq < _SMALL_ANGLE_SQ
     sin_half = torch.where(small, torch.ones_like(sin_half_sq), sin_half_sq).sqrt()
     half_angle = torch.atan2(sin_half, quat[..., :1])
-    # angle / sin(angle/2) → 2/w + (sin²(angle/2)) / (3w³) as the angle → 0.
-    w = quat[..., :1]
+    # angle / sin(angle/2) → 2/w + (sin²(angle/2)) / (3w³) as the angle → 0, where w ≈ 1. The series
+    # divides by a w replaced by 1 outside that branch: at w = 0 (angle π) the unused 2/w would be
+    # infinite, and 0 · ∞ in its gradient is NaN.
+    w = torch.where(small, quat[..., :1], torch.ones_like(sin_half_sq))
     scale = torch.where(small, 2.0 / w - 2.0 * sin_half_sq / (3.0 * w**3), 2.0 * half_angle / sin_half)
     return scale * xyz
 

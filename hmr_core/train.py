@@ -2,8 +2,9 @@
 
 One GPU: ``python -m hmr_core.train --preset synthetic_h100``. Several: ``torchrun --nproc_per_node 8 -m
 hmr_core.train ...`` (DDP; each process takes ``batch_size`` samples). ``--resume`` continues a run from
-its last checkpoint with the configuration it was started with. The loop is flat on purpose (chapter
-"Training"): an ``encoder_step`` and a ``discriminator_step`` per iteration, losses from
+its last checkpoint with the configuration it was started with; ``--resume --set`` may change only the
+fields of ``config.RESUMABLE_FIELDS`` (learning rates, length, logging, device, ...). The loop is flat on
+purpose (chapter "Training"): an ``encoder_step`` and a ``discriminator_step`` per iteration, losses from
 ``hmr_core.losses`` weighted by named config fields, a log that is a dict of floats.
 """
 
@@ -28,18 +29,25 @@ from torch.nn.parallel import DistributedDataParallel
 from hmr_core import losses
 from hmr_core.body_model import SMPL
 from hmr_core.checkpoints import CHECKPOINT_NAME, RESUME_CHECKPOINT_KEYS, CheckpointError, read_checkpoint, save_checkpoint
-from hmr_core.config import PRESETS, TrainConfig, check_paper_inputs, make_config
+from hmr_core.config import PRESETS, RESUMABLE_FIELDS, TrainConfig, check_paper_inputs, make_config
 from hmr_core.discriminator import NUM_BODY_JOINTS, FactorizedDiscriminator
 from hmr_core.encoder import load_imagenet_weights
 from hmr_core.evaluate import ground_truth_joints, joint_errors
 from hmr_core.hmr import HMR, predict_bodies
-from hmr_core.loaders import build_data, make_loader, sample_pose_pool
+from hmr_core.loaders import build_data, check_batch_finite, check_training_data, make_loader, sample_pose_pool
 from hmr_core.regressor import mean_theta
 
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN, infinite or too large; the last good checkpoint is kept."""
+
+
+class RunDirectoryBusy(RuntimeError):
+    """Another training process holds the run directory."""
+
+
+LOCK_NAME = ".lock"  # held (flock) by the training process that writes a run directory
 
 
 # --------------------------------------------------------------------------------------------------
@@ -61,19 +69,23 @@ class Runtime:
 
 def setup_runtime(config: TrainConfig) -> Runtime:
     """Choose the device once, and join the process group when started by torchrun."""
-    if config.device == "auto":
+    requested = None if config.device == "auto" else torch.device(config.device)
+    if requested is None:
         device_type = "cuda" if torch.cuda.is_available() else "cpu"
     else:
-        device_type = config.device
+        device_type = requested.type
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device_type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("device='cuda' but no GPU is visible; use --set device=cpu")
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
+            raise ValueError(f"device={config.device!r} but no GPU is visible; use --set device=cpu")
+        index = requested.index if requested is not None and requested.index is not None else local_rank
+        torch.cuda.set_device(index)
+        device = torch.device("cuda", index)
     else:
+        if device_type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device={config.device!r} but MPS is not available here; use --set device=cpu")
         device = torch.device(device_type)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
@@ -182,12 +194,36 @@ def discriminator_head_outputs(scores: torch.Tensor, kind: str) -> dict[str, flo
 
 
 def check_finite(loss: torch.Tensor, config: TrainConfig) -> None:
+    """Raise ``TrainingDiverged`` for a NaN, infinite or too large (``max_loss``) loss."""
     value = float(loss.detach())
     if not math.isfinite(value) or value > config.max_loss:
-        raise TrainingDiverged(
-            f"the loss is {value} (limit {config.max_loss}): training diverged. The last good checkpoint is "
-            "kept; resume from it with a lower learning rate (--set encoder_lr=...) or grad_clip > 0."
-        )
+        raise TrainingDiverged(f"the loss is {value} (limit max_loss={config.max_loss}): training diverged")
+
+
+def check_weights(modules: dict, config: TrainConfig) -> None:
+    """Raise ``TrainingDiverged`` if a parameter is not finite or exceeds ``config.max_weight`` in magnitude.
+
+    Args:
+        modules: name -> module, for the message.
+        config: ``max_weight``.
+    """
+    for module_name, module in modules.items():
+        for name, param in module.named_parameters():
+            largest = float(param.detach().abs().max()) if param.numel() else 0.0
+            if not math.isfinite(largest) or largest > config.max_weight:
+                raise TrainingDiverged(f"the weights exploded: {module_name} {name} reaches {largest:g} (limit "
+                                       f"max_weight={config.max_weight:g}); training diverged")
+
+
+def divergence_advice(config: TrainConfig, saved_step: int | None) -> str:
+    """What to do after ``TrainingDiverged``: the resume command, with rates a resume does apply."""
+    if saved_step is None:
+        return (f"No checkpoint was written yet: start the run again (the same --run-dir will do) with lower "
+                f"learning rates, e.g. --set encoder_lr={config.encoder_lr / 10:g} disc_lr={config.disc_lr / 10:g}, "
+                "or grad_clip=1.")
+    return (f"The last good checkpoint (step {saved_step}) is kept; continue from it with lower learning rates: "
+            f"python -m hmr_core.train --run-dir {config.run_dir} --resume --set "
+            f"encoder_lr={config.encoder_lr / 10:g} disc_lr={config.disc_lr / 10:g} (or grad_clip=1).")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -366,22 +402,97 @@ def prepare_batch(batch: dict, device: torch.device, config: TrainConfig) -> dic
 # --------------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------------
-def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
+def train(config: TrainConfig, resume: bool = False, data=None, changes: dict | None = None) -> list[dict]:
     """Train HMR; returns the log (one dict of floats per logged step).
+
+    The run directory is locked while the run lasts: a second process on it stops at once.
 
     Args:
         config: the configuration (with ``resume``, the run directory's ``config.json`` is used instead).
         resume: continue from ``run_dir/checkpoint.pt``.
         data: ``loaders.TrainingData`` to use instead of what ``config`` names (tests, notebooks).
+        changes: with ``resume``, fields to change (only ``config.RESUMABLE_FIELDS``); they are applied to
+            the restored optimisers too, and ``config.json`` records them.
 
     Raises:
-        TrainingDiverged: the loss went NaN or above ``config.max_loss``.
+        TrainingDiverged: the loss went NaN or above ``config.max_loss``, or the weights became non-finite
+            or larger than ``config.max_weight`` (no checkpoint is written from them).
+        RunDirectoryBusy: another process trains in ``run_dir``.
+        ValueError: for changes a resume may not make, a resumed run already at ``max_steps``, or data
+            with NaN or infinite labels (naming the file).
         ValueError: for ``paper_inputs_required`` without ImageNet weights or a pose pool (``config.check_paper_inputs``).
     """
+    run_dir = Path(config.run_dir)
+    if resume and not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir} holds no run to resume (no config.json); start it without --resume")
+    if changes and not resume:
+        raise ValueError("changes are for a resumed run; pass the fields in config instead")
+    with run_directory_lock(run_dir, enabled=int(os.environ.get("RANK", "0")) == 0):
+        return _train(config, resume, data, changes or {})
+
+
+@contextlib.contextmanager
+def run_directory_lock(run_dir: Path, enabled: bool = True):
+    """Hold an exclusive lock on ``run_dir/.lock`` (flock: released by the system if the process dies).
+
+    Raises:
+        RunDirectoryBusy: if another process holds it, naming that process.
+    """
+    if not enabled:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK_NAME, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "another process"
+            raise RunDirectoryBusy(f"{run_dir} is in use by a training process ({owner}); wait for it to finish, "
+                                   "stop it, or choose another --run-dir") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def apply_resume_changes(config: TrainConfig, changes: dict) -> TrainConfig:
+    """The run's config with the fields a resume may change set to ``changes``.
+
+    Raises:
+        ValueError: for a field outside ``config.RESUMABLE_FIELDS`` (or unknown), saying what to do.
+    """
+    changes = {k: v for k, v in changes.items() if k != "run_dir"}
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown}; see hmr_core.config.TrainConfig")
+    fixed = sorted(k for k, v in changes.items() if k not in RESUMABLE_FIELDS and getattr(config, k, object()) != v)
+    if fixed:
+        raise ValueError(f"--resume cannot change {fixed}: they define the run (its network, data, batches, "
+                         f"objective or seed). Start a new run in another --run-dir for that. A resume may change "
+                         f"{list(RESUMABLE_FIELDS)}.")
+    return dataclasses.replace(config, **changes)
+
+
+def _train(config: TrainConfig, resume: bool, data, changes: dict) -> list[dict]:
     run_dir = Path(config.run_dir)
     ckpt_path = run_dir / CHECKPOINT_NAME
     if resume:
         config = TrainConfig.from_json(run_dir / "config.json")
+        config = apply_resume_changes(dataclasses.replace(config, run_dir=str(run_dir)), changes)
+    if config.imagenet_weights and not resume and config.imagenet_weights != "installed":
+        from hmr_core.encoder import read_state_dict
+
+        read_state_dict(config.imagenet_weights, config.encoder)  # a bad file fails now, before any work
     departures = check_paper_inputs(config)  # raises for a paper-setting run without the paper's inputs
     rt = setup_runtime(config)
     if rt.is_main:
@@ -396,6 +507,7 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
             config.to_json(run_dir / "config.json")
 
     data = build_data(config) if data is None else data
+    check_training_data(data)
     train_set, eval_set, pose_pool = data.train_set, data.eval_set, data.pose_pool
     smpl = SMPL(config.model_path).to(rt.device)
     models = build_models(config, initial_theta(pose_pool), rt.device)
@@ -418,6 +530,24 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
         disc_opt.load_state_dict(ckpt["disc_optimizer"])
         step, history = ckpt["step"], json.loads(ckpt["history"])
         set_rng_state(ckpt["rng"][rt.rank] if rt.rank < len(ckpt["rng"]) else ckpt["rng"][0])
+        if step >= config.max_steps:
+            raise ValueError(f"the run in {run_dir} has already reached step {step} (max_steps={config.max_steps}); "
+                             f"to train on, resume with --set max_steps=N for some N > {step}")
+        # The restored optimisers carry the rates and weight decays they were saved with; the config's
+        # (changed or not) are what this run uses.
+        set_learning_rates(models, config, step)
+        for optimizer, decay in ((enc_opt, config.encoder_weight_decay), (disc_opt, config.disc_weight_decay)):
+            for group in optimizer.param_groups:
+                group["weight_decay"] = decay
+        if changes and rt.is_main:
+            before = TrainConfig.from_json(run_dir / "config.json")
+            changed = {k: (getattr(before, k), getattr(config, k)) for k in changes
+                       if getattr(before, k) != getattr(config, k)}
+            if changed:
+                config.to_json(run_dir / "config.json")
+                print("resuming with " + ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items()),
+                      file=sys.stderr)
+    saved_step = step if resume else None
 
     train_model = hmr
     if config.compile:
@@ -436,6 +566,8 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
         writer = SummaryWriter(run_dir / "tensorboard")
 
     def checkpoint():
+        nonlocal saved_step
+        check_weights({"hmr": unwrap(hmr), "disc": unwrap(disc)}, config)
         rngs = [rng_state()]
         if rt.world_size > 1:
             gathered = [None] * rt.world_size
@@ -448,6 +580,7 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
                 "config": json.dumps(dataclasses.asdict(config)), "step": step, "rng": rngs,
                 "history": json.dumps(history), "model_name": smpl.model_name,
             })
+        saved_step = step
 
     # Ctrl-C or SIGTERM (a cluster pre-empting the job, torchrun stopping it) only raises a flag: the step
     # under way finishes, a checkpoint is written, and the run stops in a state --resume continues exactly.
@@ -461,11 +594,15 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
         for batch in loader:
             batch = prepare_batch(batch, rt.device, config)
             set_learning_rates(models, config, step)
-            log, fake_rot, fake_betas = encoder_step(train_model, disc, smpl, batch, enc_opt, autocast, config)
-            if config.adversarial:
-                real_pose, real_betas = sample_pose_pool(pose_pool, len(fake_rot), step_generator(config.seed, step, rt.rank))
-                log.update(discriminator_step(disc, real_pose.to(rt.device), real_betas.to(rt.device),
-                                              fake_rot, fake_betas, disc_opt, config))
+            try:
+                log, fake_rot, fake_betas = encoder_step(train_model, disc, smpl, batch, enc_opt, autocast, config)
+                if config.adversarial:
+                    real_pose, real_betas = sample_pose_pool(pose_pool, len(fake_rot), step_generator(config.seed, step, rt.rank))
+                    log.update(discriminator_step(disc, real_pose.to(rt.device), real_betas.to(rt.device),
+                                                  fake_rot, fake_betas, disc_opt, config))
+            except TrainingDiverged as err:
+                check_batch_finite(batch, step + 1)  # broken data is named before the optimiser is blamed
+                raise TrainingDiverged(f"{err} at step {step + 1}. {divergence_advice(config, saved_step)}") from None
             step += 1
             images_seen += len(batch["img"]) * rt.world_size
             progress.update(1)
@@ -482,11 +619,15 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
             if writer is not None and config.image_every and step % config.image_every == 0:
                 grid = example_overlays(unwrap(hmr), smpl, batch, autocast)
                 writer.add_image("examples/input_keypoints_and_meshes_t1_to_T", grid, step, dataformats="HWC")
-            if stop_requested(stop["requested"], rt):
-                checkpoint()
-                raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved to {ckpt_path}, continue with --resume")
-            if step % config.ckpt_every == 0 or step == config.max_steps:
-                checkpoint()
+            try:
+                if stop_requested(stop["requested"], rt):
+                    checkpoint()
+                    raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved to {ckpt_path}, continue with --resume")
+                if step % config.ckpt_every == 0 or step == config.max_steps:
+                    checkpoint()
+            except TrainingDiverged as err:
+                raise TrainingDiverged(f"{err} after the update of step {step}. "
+                                       f"{divergence_advice(config, saved_step)}") from None
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -528,19 +669,32 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m hmr_core.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="a starting configuration")
+    parser = argparse.ArgumentParser(
+        prog="python -m hmr_core.train", description=__doc__.split("\n")[0],
+        epilog="With --resume, the run continues with the config.json it started with. --set may then change "
+               f"only {', '.join(RESUMABLE_FIELDS)}; the new values (learning rates included) apply to the "
+               "restored optimisers and are written to config.json. Any other field is refused: it defines "
+               "the run, so start a new --run-dir to change it.")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a starting configuration (not with --resume)")
     parser.add_argument("--run-dir", help="where the run writes (default: runs/hmr)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override config fields (with --resume: only the fields listed below)")
     args = parser.parse_args(argv)
-    overrides = parse_overrides(args.set)
-    if args.run_dir:
-        overrides["run_dir"] = args.run_dir
     try:
-        config = make_config(args.preset, **overrides)
-        history = train(config, resume=args.resume)
-    except (TrainingDiverged, FileExistsError, FileNotFoundError, ValueError) as err:
+        overrides = parse_overrides(args.set)
+        if args.run_dir:
+            overrides["run_dir"] = args.run_dir
+        if args.resume:
+            if args.preset:
+                raise ValueError("--preset has no effect with --resume: the run keeps its config.json (change "
+                                 "what a resume may change with --set)")
+            config = make_config(run_dir=overrides.get("run_dir", TrainConfig.run_dir))
+            history = train(config, resume=True, changes={k: v for k, v in overrides.items() if k != "run_dir"})
+        else:
+            config = make_config(args.preset, **overrides)
+            history = train(config)
+    except (TrainingDiverged, RunDirectoryBusy, FileExistsError, FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {err}")
     except KeyboardInterrupt as stopped:
         print(f"\n{stopped}", file=sys.stderr)

@@ -181,6 +181,27 @@ def test_dtype_mismatch_says_how_to_fix(model_arrays):
         model(pose=torch.zeros(1, 72, dtype=torch.float64))
 
 
+def test_batch_of_zero_gives_empty_outputs(model_arrays):
+    model = SMPL(arrays=model_arrays["smpl_sized"])
+    num_verts = model.num_vertices
+    for kwargs in (dict(pose=torch.zeros(0, 72)), dict(betas=torch.zeros(0, 10)),
+                   dict(pose=torch.zeros(0, 24, 3, 3), betas=torch.zeros(0, 10), transl=torch.zeros(0, 3))):
+        out = model(**kwargs)
+        assert out.vertices.shape == (0, num_verts, 3) and out.joints.shape == (0, 24, 3)
+        assert out.rotmats.shape == (0, 24, 3, 3) and out.keypoints.shape == (0, 19, 3)
+
+
+def test_numpy_arrays_and_lists_are_taken_as_the_models_dtype(model_arrays):
+    model = SMPL(arrays=model_arrays["smpl_sized"])
+    betas, pose = random_inputs(2, seed=4)
+    expected = model(betas=betas, pose=pose).vertices
+    for as_input in (lambda t: t.numpy(), lambda t: t.double().numpy(), lambda t: t.tolist()):
+        out = model(betas=as_input(betas), pose=as_input(pose), transl=as_input(torch.zeros(2, 3))).vertices
+        assert_close(out, expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="pose must be a tensor, a NumPy array or a nested list of numbers"):
+        model(pose=[["a"] * 72])
+
+
 def test_float64_model_via_to(model_arrays):
     model = SMPL(arrays=model_arrays["smpl_sized"]).to(torch.float64)
     assert model.dtype == torch.float64

@@ -317,3 +317,50 @@ def test_bad_rows_raise_with_their_index_or_are_skipped(tmp_path):
     dataset = HMRDataset(tmp_path / "rows.npz", tmp_path / "img", skip_bad_samples=True)
     assert len(dataset) == 3 and dataset.num_skipped == 2
     assert [int(dataset[i]["index"]) for i in range(3)] == [0, 1, 3]
+
+
+@pytest.mark.parametrize("name", ["../../../secret.jpg", "/etc/secret.jpg", "sub/../../secret.jpg",
+                                  "..\\secret.jpg", "C:\\secret.jpg"])
+def test_image_names_that_leave_the_image_folder_are_refused(tmp_path, name):
+    arrays = spin_arrays()
+    arrays["imgname"] = np.array(["im0.jpg", name, "im2.jpg", "im3.jpg"])
+    np.savez(tmp_path / "escape.npz", **arrays)
+    with pytest.raises(DatasetError, match=r"escape\.npz: 'imgname' of sample 1 is .*which leads outside the image "
+                                           r"folder \(1 such rows\)"):
+        load_annotations(tmp_path / "escape.npz")
+
+
+def test_a_dataset_whose_images_are_all_missing_logs_a_summary(tmp_path, caplog):
+    path = write_fixture_dataset(tmp_path, num_samples=40, image_size=64, seed=0)
+    for image in (tmp_path / "images").iterdir():
+        image.unlink()
+    dataset = HMRDataset(path, tmp_path / "nowhere", skip_bad_samples=True)
+    with caplog.at_level("WARNING", logger="hmr_core.datasets"):
+        with pytest.raises(DatasetError, match=r"no sample could be read: all 40 images failed \(the first: .*"
+                                               r"im00000\.jpg does not exist\); is the image folder .*nowhere right\?"):
+            dataset[0]
+    assert len(caplog.records) == 6  # five skips, then a line saying the rest are counted
+    assert "counted, not logged" in caplog.records[-1].getMessage()
+    assert dataset.num_skipped == 40
+
+
+def _exif_rotated_jpeg(path):
+    """A 96×64 (W×H) JPEG whose EXIF orientation 6 says: turn it 90° clockwise to display it (64×96).
+
+    The stored image is black with a white top-left quarter, which the display puts at the top right.
+    """
+    pixels = np.zeros((64, 96, 3), np.uint8)
+    pixels[:32, :48] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+    return path
+
+
+def test_images_are_read_as_their_exif_orientation_says(tmp_path):
+    from hmr_core.datasets import read_image
+
+    image, factor = read_image(_exif_rotated_jpeg(tmp_path / "phone.jpg"))
+    pixels = np.asarray(image)
+    assert pixels.shape == (96, 64, 3) and factor == 1.0
+    assert pixels[:40, 36:].mean() > 240 and pixels[56:, :].mean() < 15  # white at the top right

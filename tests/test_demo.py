@@ -208,3 +208,31 @@ def test_command_line_defaults_to_the_books_model(tmp_path, capsys, monkeypatch)
     assert f"using the book's small model ({BOOK_MODEL.name}" in captured.err and "UNTRAINED" not in captured.err
     vertices, faces = read_obj(tmp_path / "out" / "p_mesh.obj")
     assert len(vertices) == SMPL().num_vertices and np.isfinite(vertices).all()
+
+
+def test_a_phone_photo_is_read_upright_and_a_box_in_displayed_pixels_is_accepted(tmp_path):
+    stored = np.zeros((200, 300, 3), np.uint8)  # stored 300 wide, 200 tall; displayed turned: 200 × 300
+    stored[:50, :50] = 255  # the stored top left is the displayed top right
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    pixels = demo.read_image(tmp_path / "phone.jpg").pixels
+    assert pixels.shape == (300, 200, 3)
+    assert pixels[:45, -45:].mean() > 240 and pixels[60:, :].mean() < 15
+    crop, info = demo.preprocess_image(pixels, box=(20, 210, 180, 290))  # y > 200: only in the displayed image
+    assert crop.shape == (3, 224, 224) and info.image_size == (300, 200)
+
+
+def test_command_line_checks_its_arguments_before_loading_a_model(tmp_path, monkeypatch):
+    from hmr_core import checkpoints
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(checkpoints, "load_model", never)
+    image = photo(tmp_path / "p.jpg", 64, 64)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit, match=r"error: --out-dir .*file is a file; give a folder"):
+        demo.main([str(image), "--out-dir", str(tmp_path / "file")])
+    with pytest.raises(SystemExit, match=r"error: no image file at .*missing\.jpg"):
+        demo.main([str(tmp_path / "missing.jpg"), "--out-dir", str(tmp_path / "out")])

@@ -160,3 +160,21 @@ def test_frozen_blocks_keep_imagenet_weights_and_statistics():
     assert not torch.equal(encoder._blocks[3]._bn2.running_mean, before["_blocks.3._bn2.running_mean"])
     with pytest.raises(ValueError, match=r"encoder_frozen_blocks must be in \[0, 16\]"):
         encoder.freeze_first_blocks(17)
+
+
+def test_weights_file_with_other_keys_or_code_is_named(tmp_path):
+    import os
+
+    numbered = tmp_path / "numbered.pth"
+    torch.save({0: torch.zeros(1)}, numbered)  # a dict, but not of parameter names
+    with pytest.raises(ValueError, match="numbered.pth holds a dict, not a state dict of tensors"):
+        load_imagenet_weights(ResNetEncoder("resnet18"), numbered)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    torch.save({"conv1.weight": Payload()}, tmp_path / "code.pth")
+    with pytest.raises(ValueError, match="not a plain checkpoint: it asks to run code") as caught:
+        read_state_dict(tmp_path / "code.pth")
+    assert "will likely succeed" not in str(caught.value) and not (tmp_path / "ran").exists()

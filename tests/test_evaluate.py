@@ -209,3 +209,33 @@ def test_empty_data_is_an_error(tmp_path, loaded):
         evaluate.evaluation_sets("synthetic", tmp_path, ["test"])
     with pytest.raises(ValueError, match="no test protocol for dataset 'mpii'"):
         evaluate.evaluation_sets("real", tmp_path, datasets=["mpii"])
+
+
+def test_command_line_checks_out_before_evaluating(run, tmp_path, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the evaluation ran before the arguments were checked")
+
+    monkeypatch.setattr(evaluate, "evaluate_checkpoint", never)
+    common = ["--checkpoint", str(run / "run"), "--data-dir", str(run / "synthetic"), "--splits", "test"]
+    with pytest.raises(SystemExit, match=r"error: --out .* is a directory; give the JSON file to write"):
+        evaluate.main(common + ["--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"error: --batch-size must be ≥ 1, got 0"):
+        evaluate.main(common + ["--batch-size", "0"])
+    with pytest.raises(SystemExit, match=r"error: --workers must be ≥ 0, got -1"):
+        evaluate.main(common + ["--workers", "-1"])
+
+
+def test_a_missing_image_read_in_a_worker_is_one_clear_line(run, tmp_path, capsys):
+    from hmr_core.datasets import write_fixture_dataset
+
+    root = tmp_path / "real"
+    (root / "dataset_extras").mkdir(parents=True)
+    write_fixture_dataset(root, num_samples=4, image_size=64, with_3d=False, file_name="dataset_extras/lsp_dataset_test.npz",
+                          image_folder="lsp_dataset")
+    (root / "lsp_dataset" / "im00002.jpg").unlink()
+    with pytest.raises(SystemExit) as caught:
+        evaluate.main(["--checkpoint", str(run / "run"), "--data", "real", "--data-dir", str(root), "--datasets",
+                       "lsp", "--device", "cpu", "--workers", "1", "--batch-size", "2"])
+    message = str(caught.value)
+    assert message.startswith("error: ") and message.endswith("im00002.jpg does not exist"), message
+    assert "Traceback" not in message and "worker" not in message and len(message.splitlines()) == 1

@@ -271,3 +271,91 @@ def test_info_command_prints_arrays(official_style_pickle, capsys):
 def test_cli_error_exits_with_message(tmp_path):
     with pytest.raises(SystemExit, match="error: .*does not exist"):
         main(["info", str(tmp_path / "missing.npz")])
+
+
+def test_arrays_of_strings_are_named(tmp_path):
+    arrays = random_smpl_arrays(seed=0)
+    arrays["v_template"] = np.full(arrays["v_template"].shape, "a")
+    with pytest.raises(ModelFileError, match=r"'v_template' has dtype <U1; a body model holds numbers"):
+        load_model_arrays(_save(tmp_path / "m.npz", arrays))
+
+
+def _official_pickle_with(path, official_style_pickle, **changes):
+    content = read_smpl_pickle(official_style_pickle[0])
+    content.update(changes)
+    with open(path, "wb") as f:
+        pickle.dump(content, f, protocol=2)
+    return path
+
+
+def _sparse_pickle(path, state):
+    """A pickle of {'J_regressor': <a scipy-csc-like object with ``state``>}, the official layout."""
+    from hmr_core.model_files import _SparseMatrix
+
+    class Csc:
+        def __reduce__(self):
+            return (copyreg_reconstructor, (Csc, object, None), state)
+
+    import copyreg
+
+    copyreg_reconstructor = copyreg._reconstructor
+    Csc.__module__, Csc.__qualname__ = "scipy.sparse.csc", "csc_matrix"
+    sys.modules.setdefault("scipy.sparse.csc", types.ModuleType("scipy.sparse.csc")).csc_matrix = Csc
+    try:
+        path.write_bytes(pickle.dumps({"J_regressor": Csc()}, protocol=2))
+    finally:
+        del sys.modules["scipy.sparse.csc"].csc_matrix
+    assert _SparseMatrix  # the stand-in that reads it
+    return path
+
+
+def test_malformed_or_huge_sparse_regressor_is_named(tmp_path):
+    bad = _sparse_pickle(tmp_path / "bad.pkl", {"data": np.ones(3), "indices": np.array([0, 1, 99]),
+                                                "indptr": np.array([0, 5]), "_shape": (2, 1)})
+    with pytest.raises(ModelFileError, match=r"bad\.pkl: 'J_regressor' is not a readable sparse matrix"):
+        read_smpl_pickle(bad)
+    huge = _sparse_pickle(tmp_path / "huge.pkl", {"data": np.ones(1), "indices": np.array([0]),
+                                                  "indptr": np.r_[0, np.ones(10**6, dtype=np.int64)],
+                                                  "_shape": (10**6, 10**6)})
+    with pytest.raises(ModelFileError, match=r"huge\.pkl: 'J_regressor' has 1000000000000 elements"):
+        read_smpl_pickle(huge)
+
+
+def test_array_with_an_absurd_size_is_refused_before_it_is_allocated(tmp_path):
+    import zipfile
+
+    arrays = random_smpl_arrays(seed=0)
+    path = _save(tmp_path / "m.npz", {k: v for k, v in arrays.items() if k != "posedirs"})
+    header = tmp_path / "posedirs.npy"  # a header that asks for 10¹² float64 (8 TB), and no data
+    with open(header, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)})
+    with zipfile.ZipFile(path, "a") as z:
+        z.write(header, "posedirs.npy")
+    with pytest.raises(ModelFileError, match=r"'posedirs' has 1000000000000 elements"):
+        load_model_arrays(path)
+    # Arrays handed over directly (here a view that holds no memory) are checked the same way.
+    arrays["posedirs"] = np.broadcast_to(np.float64(0), (10**6, 10**6))
+    with pytest.raises(ModelFileError, match=r"'posedirs' has 1000000000000 elements"):
+        SMPL(arrays=arrays)
+
+
+def test_convert_checks_its_arguments_before_reading(official_style_pickle, tmp_path):
+    path, _ = official_style_pickle
+    with pytest.raises(SystemExit, match=r"error: .* is a directory; give the \.npz file to write"):
+        main(["convert", str(path), str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"error: the LSP regressor .*missing\.npy does not exist"):
+        main(["convert", str(path), str(tmp_path / "o.npz"), "--lsp-regressor", str(tmp_path / "missing.npy")])
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(SystemExit, match=r"error: the LSP regressor .*objects\.npy stores Python objects"):
+        main(["convert", str(path), str(tmp_path / "o.npz"), "--lsp-regressor", str(tmp_path / "objects.npy")])
+    assert not (tmp_path / "o.npz").exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_running_the_module_prints_no_warning():
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-m", "hmr_core.model_files", "info"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr

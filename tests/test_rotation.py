@@ -95,3 +95,25 @@ def test_bad_shape_is_named():
         axis_angle_to_matrix(torch.zeros(5, 4))
     with pytest.raises(ValueError, match=r"\(5, 3, 4\)"):
         matrix_to_axis_angle(torch.zeros(5, 3, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inverse_gradient_finite_at_exactly_pi(dtype):
+    # diag(1, -1, -1) is a half turn about x: its quaternion has w = 0 exactly.
+    R = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=dtype)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(matrix_to_axis_angle(R).sum(), R)
+    assert torch.isfinite(grad).all(), grad
+    aa = torch.tensor([math.pi, 0.0, 0.0], dtype=dtype, requires_grad=True)
+    (grad,) = torch.autograd.grad(matrix_to_axis_angle(axis_angle_to_matrix(aa)).sum(), aa)
+    assert torch.isfinite(grad).all(), grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_quaternion_gradient_finite_at_w_zero(dtype):
+    from hmr_core.rotation import quaternion_to_axis_angle
+
+    quat = torch.tensor([0.0, 0.0, 1.0, 0.0], dtype=dtype, requires_grad=True)
+    out = quaternion_to_axis_angle(quat)
+    assert_close(out, torch.tensor([0.0, math.pi, 0.0], dtype=dtype), atol=1e-6, rtol=0)
+    (grad,) = torch.autograd.grad(out.sum(), quat)
+    assert torch.isfinite(grad).all(), grad

@@ -132,7 +132,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, 
         return value * float("nan") if calls["n"] == 4 else value
 
     monkeypatch.setattr(losses, "keypoint_reprojection_loss", poisoned)
-    with pytest.raises(train.TrainingDiverged, match="loss is nan.*last good checkpoint is kept"):
+    with pytest.raises(train.TrainingDiverged, match=r"loss is nan.*step 4.*last good checkpoint \(step 2\) is kept"):
         train.train(config, data=fixture_data())
     assert read_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["step"] == 2
 
@@ -359,3 +359,165 @@ def test_real_data_ignores_spins_mpi_inf_3dhp_smpl_fits_unless_asked(tmp_path):
     assert (other.annotations.has_smpl == 1).all()  # only MPI-INF-3DHP's fits are set aside
     mpi = build_data(dataclasses.replace(config, mpi_inf_3dhp_smpl_fits=True)).train_set.datasets[0]
     assert (mpi.annotations.has_smpl == 1).all()
+
+
+def fast(tmp_path, **overrides):
+    """``tiny`` with ResNet-18 and no evaluation: a step takes about a second on a CPU."""
+    return tiny(tmp_path, **{"encoder": "resnet18", "eval_every": 0, "ckpt_every": 1, **overrides})
+
+
+def test_resume_applies_the_changes_a_resume_may_make_and_refuses_the_rest(tmp_path, fixture_data):
+    train.train(fast(tmp_path, max_steps=2), data=fixture_data())
+    with pytest.raises(ValueError, match=r"already reached step 2 \(max_steps=2\).*--set max_steps=N"):
+        train.train(fast(tmp_path), resume=True, data=fixture_data())
+    with pytest.raises(ValueError, match=r"--resume cannot change \['encoder', 'seed'\]: they define the run"):
+        train.train(fast(tmp_path), resume=True, data=fixture_data(), changes={"encoder": "resnet50", "seed": 3})
+    with pytest.raises(ValueError, match=r"config field max_steps must be an integer"):
+        train.train(fast(tmp_path), resume=True, data=fixture_data(), changes={"max_steps": "abc"})
+    history = train.train(fast(tmp_path), resume=True, data=fixture_data(),
+                          changes={"max_steps": 3, "encoder_lr": 2e-6, "encoder_weight_decay": 0.5})
+    assert [h["step"] for h in history] == [1, 2, 3]
+    saved = TrainConfig.from_json(tmp_path / "run" / "config.json")
+    assert (saved.max_steps, saved.encoder_lr, saved.encoder_weight_decay) == (3, 2e-6, 0.5)
+    groups = read_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["encoder_optimizer"]["param_groups"]
+    assert all(g["lr"] == 2e-6 and g["weight_decay"] == 0.5 for g in groups)
+
+
+def test_resume_on_the_command_line_refuses_a_preset_and_fields_it_may_not_change(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    fast(tmp_path).to_json(run / "config.json")
+    with pytest.raises(SystemExit, match="--preset has no effect with --resume"):
+        train.main(["--preset", "tiny_cpu", "--run-dir", str(run), "--resume"])
+    with pytest.raises(SystemExit, match=r"--resume cannot change \['batch_size'\]"):
+        train.main(["--run-dir", str(run), "--resume", "--set", "batch_size=8"])
+    with pytest.raises(SystemExit):  # the help lists the fields a resume may change
+        train.main(["--help"])
+    assert "may then change only max_steps, encoder_lr" in " ".join(capsys.readouterr().out.split())
+
+
+def test_no_checkpoint_is_written_from_exploded_weights_and_the_advice_works(tmp_path, fixture_data):
+    train.train(fast(tmp_path, max_steps=1), data=fixture_data())
+    good = read_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    # Adam moves each weight by about the learning rate: 1e6 makes them explode in one update, while the
+    # loss of that step (computed before the update) is still fine.
+    with pytest.raises(train.TrainingDiverged, match=r"weights exploded.*after the update of step 2.*"
+                                                     r"last good checkpoint \(step 1\) is kept.*--resume --set "
+                                                     r"encoder_lr=100000 disc_lr=1e-05"):
+        train.train(fast(tmp_path), resume=True, data=fixture_data(), changes={"max_steps": 3, "encoder_lr": 1e6})
+    kept = read_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    assert kept["step"] == 1
+    for key, value in kept["hmr"].items():
+        torch.testing.assert_close(value, good["hmr"][key], atol=0, rtol=0)
+    # What the message advises (a lower rate, through --resume --set) does take effect.
+    history = train.train(fast(tmp_path), resume=True, data=fixture_data(), changes={"max_steps": 3, "encoder_lr": 1e-5})
+    assert history[-1]["step"] == 3 and all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
+    ckpt = read_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    assert max(float(v.abs().max()) for v in ckpt["hmr"].values() if v.is_floating_point()) < 1e3
+
+
+def test_divergence_before_any_checkpoint_says_to_start_again(tmp_path, fixture_data):
+    with pytest.raises(train.TrainingDiverged, match=r"weights exploded.*step 1\. No checkpoint was written yet"):
+        train.train(fast(tmp_path, max_steps=2, encoder_lr=1e6), data=fixture_data())
+    assert not (tmp_path / "run" / CHECKPOINT_NAME).exists()
+
+
+def test_a_run_directory_is_used_by_one_process_at_a_time(tmp_path, fixture_data):
+    run = tmp_path / "run"
+    with train.run_directory_lock(run):
+        with pytest.raises(train.RunDirectoryBusy, match=rf"{run} is in use by a training process \(pid {os.getpid()}\)"):
+            train.train(fast(tmp_path, max_steps=1), data=fixture_data())
+    assert not (run / CHECKPOINT_NAME).exists()
+    train.train(fast(tmp_path, max_steps=1), data=fixture_data())  # free again once the holder is done
+    assert read_checkpoint(run / CHECKPOINT_NAME)["step"] == 1
+
+
+class _PoisonedSample(torch.utils.data.Dataset):
+    """A dataset whose sample 2 has a NaN keypoint, as a broken label file would give."""
+
+    def __init__(self, dataset):
+        self.dataset, self.has_3d = dataset, dataset.has_3d
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        sample = dict(self.dataset[index])
+        if index == 2:
+            sample["keypoints_2d"] = sample["keypoints_2d"].clone()
+            sample["keypoints_2d"][0, 0] = float("nan")
+        return sample
+
+
+def test_broken_data_is_named_before_the_optimiser_is_blamed(tmp_path, fixture_data):
+    from hmr_core.loaders import DataError
+
+    data = fixture_data()
+    data.train_set = _PoisonedSample(data.eval_set)
+    with pytest.raises(DataError, match=r"batch of step \d+ holds NaN or infinite values in 'keypoints_2d' "
+                                        r"\(samples \[2\].*the data is broken, not the training"):
+        train.train(fast(tmp_path, max_steps=6, batch_size=8), data=data)
+    data = fixture_data()
+    data.pose_pool = PosePool(data.pose_pool.pose.clone(), data.pose_pool.shape.clone())
+    data.pose_pool.pose[5, 7] = float("nan")
+    with pytest.raises(DataError, match=r"the pose pool \(row 5\): 'pose' holds NaN"):
+        train.train(fast(tmp_path / "pool", max_steps=1), data=data)
+
+
+def test_nan_labels_in_a_synthetic_shard_name_the_shard(tmp_path):
+    from hmr_core.loaders import DataError, TrainingData, check_training_data
+    from hmr_core.synthetic import SyntheticDataset, write_split
+
+    write_split(tmp_path, "train", 4, shard_size=2, backend="numpy", progress=False)
+    dataset = SyntheticDataset(tmp_path, "train")
+    pool = PosePool(torch.zeros(3, 72), torch.zeros(3, 10))
+    check_training_data(TrainingData(dataset, None, pool))  # clean shards pass
+    dataset.labels["betas"][3, 1] = float("nan")  # in the second shard
+    with pytest.raises(DataError, match=rf"{dataset.paths[1]} \(sample 1\): 'betas' holds NaN"):
+        check_training_data(TrainingData(dataset, None, pool))
+
+
+def test_no_test_shards_are_needed_without_evaluation(tmp_path):
+    from hmr_core.loaders import build_data
+    from hmr_core.synthetic import write_split
+
+    write_split(tmp_path / "data", "train", 2, shard_size=2, backend="numpy", progress=False)
+    config = make_config("tiny_cpu", data_dir=str(tmp_path / "data"), pose_pool_size=10, eval_every=0)
+    data = build_data(config)
+    assert data.eval_set is None and len(data.train_set) == 2
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("device=gpu", r"device must be 'auto' or a device such as \['cpu', 'cuda', 'mps'\].*got 'gpu'"),
+    ("max_steps=abc", r"max_steps must be an integer ≥ 1.*got 'abc'"),
+    ("ckpt_every=0", r"ckpt_every must be an integer ≥ 1, got 0"),
+    ("device=[1]", r"device must be 'auto' or a device"),
+    ("log_every=0", r"log_every must be an integer ≥ 1, got 0"),
+    ("pose_pool_size=0", r"pose_pool_size must be an integer ≥ 1"),
+    ("num_iterations=1000000000", r"num_iterations must be an integer ≥ 1 and ≤ 100"),
+    ("input_size=200000", r"input_size must be an integer ≥ 32 and ≤ 1024"),
+])
+def test_bad_config_values_stop_before_any_work(tmp_path, pair, message):
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit, match="error: config field " + message):
+        train.main(["--preset", "tiny_cpu", "--run-dir", str(run), "--set", pair])
+    assert not run.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the message on a machine without a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match=r"error: device='cuda:0' but no GPU is visible; use --set device=cpu"):
+        train.main(["--preset", "tiny_cpu", "--run-dir", str(tmp_path / "run"), "--set", "device=cuda:0"])
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 truncated", None])
+def test_bad_imagenet_weights_stop_before_any_work(tmp_path, content):
+    weights = tmp_path / "weights.pth"
+    if content is None:
+        torch.save([torch.zeros(3)], weights)  # a list, not a state dict
+    else:
+        weights.write_bytes(content)
+    config = make_config("tiny_cpu", run_dir=str(tmp_path / "run"), encoder="resnet18", data_dir=str(tmp_path / "none"),
+                         imagenet_weights=str(weights))
+    with pytest.raises(ValueError, match=r"weights\.pth (could not be read as a state dict|holds a list)"):
+        train.train(config)  # the data directory does not exist either: the weights are checked first
