@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # page -> how many figures (matplotlib images and precomputed slider frames) it must show at least
-PAGES = {"chapters/intro": 0, "chapters/01_smpl": 10, "chapters/02_projection": 9, "chapters/03_ief": 4,
+PAGES = {"chapters/intro": 1, "chapters/01_smpl": 10, "chapters/02_projection": 9, "chapters/03_ief": 4,
          "chapters/04_adversarial_prior": 4, "chapters/05_data": 5, "chapters/06_training": 1,
          "chapters/07_evaluation": 2, "chapters/08_demo": 8}
 # page -> how many precomputed sliders it must have at least
