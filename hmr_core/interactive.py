@@ -263,7 +263,8 @@ def slider_html(
         f"var strides = {strides}; var k = 0;"
         f"inputs.forEach(function (el, i) {{ k += strides[i] * parseInt(el.value);"
         f'var vals = el.dataset.values.split(",");'
-        f"el.nextElementSibling.textContent = parseFloat(vals[el.value]).toFixed(parseInt(el.dataset.places)); }});"
+        f"el.nextElementSibling.textContent = "
+        f"parseFloat(vals[el.value]).toFixed(parseInt(el.dataset.places)); }});"
         f'box.querySelector("img").src = {uid}_frames[k]; }}</script>'
     )
 

@@ -234,7 +234,8 @@ window.addEventListener("load", function () {
     var report = [], reported = [];
     function where(el) {
       var section = el.closest("section[id]");
-      var text = (el.innerText || el.textContent || el.getAttribute("alt") || "").replace(/\\s+/g, " ").trim().slice(0, 70);
+      var text = el.innerText || el.textContent || el.getAttribute("alt") || "";
+      text = text.replace(/\\s+/g, " ").trim().slice(0, 70);
       return el.tagName.toLowerCase() + " in #" + (section ? section.id : "?") + ": " + text;
     }
     article.querySelectorAll("*").forEach(function (el) {
@@ -267,7 +268,8 @@ def measure_widths(html_dir: Path, page: str, profile: Path) -> dict:
     import json
 
     test_page = html_dir / f"{page}.width-probe.html"  # beside the page, so relative links still work
-    test_page.write_text(read_page(html_dir, page).replace("</body>", WIDTH_PROBE + "</body>"), encoding="utf-8")
+    probed = read_page(html_dir, page).replace("</body>", WIDTH_PROBE + "</body>")
+    test_page.write_text(probed, encoding="utf-8")
     try:
         result = chromium("--dump-dom", "--window-size=1280,2000", test_page.as_uri(), profile=profile)
     finally:

@@ -115,13 +115,15 @@ def shown_code(chapter: Path) -> list[tuple[str, list[str]]]:
 def test_shown_code_fits_80_columns(path):
     long = [f"{where}: {len(line)} columns: {line.strip()[:60]}"
             for where, lines in shown_code(path) for line in lines if len(line) > CODE_COLUMNS]
-    assert not long, f"{path.name}: {len(long)} lines of code wider than {CODE_COLUMNS} columns:\n" + "\n".join(long)
+    assert not long, (f"{path.name}: {len(long)} lines of code wider than {CODE_COLUMNS} columns:\n"
+                      + "\n".join(long))
 
 
 def test_the_column_check_sees_long_lines(tmp_path):
     # A chapter with one long line in each kind of code the check reads must fail it.
     (tmp_path / "mod.py").write_text("def f():\n    return '" + "x" * 90 + "'\n\n\ndef g():\n    return 1\n")
-    markdown = ("```{literalinclude} mod.py\n:pyobject: f\n```\n\n```{literalinclude} mod.py\n:pyobject: g\n```\n\n"
+    markdown = ("```{literalinclude} mod.py\n:pyobject: f\n```\n\n"
+                "```{literalinclude} mod.py\n:pyobject: g\n```\n\n"
                 "```bash\necho " + "y" * 90 + "\n```\n")
     cells = [{"cell_type": "markdown", "metadata": {}, "source": [markdown]},
              {"cell_type": "code", "metadata": {}, "source": ["z = 1  # " + "z" * 90]}]
