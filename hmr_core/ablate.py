@@ -88,13 +88,21 @@ def summary_rows(name: str, results: dict) -> list[dict]:
             for split, r in results["results"].items()]
 
 
-def run_ablation(base: TrainConfig, out_dir: str | Path, variants: Iterable[str] = tuple(VARIANTS),
-                 splits: Iterable[str] = ("test", "ood"), eval_workers: int = 4,
-                 max_eval_samples: int | None = None) -> dict:
-    """Train and evaluate every variant; write ``<variant>.json`` and ``summary.json`` into ``out_dir``.
+def run_ablation(
+    base: TrainConfig,
+    out_dir: str | Path,
+    variants: Iterable[str] = tuple(VARIANTS),
+    splits: Iterable[str] = ("test", "ood"),
+    eval_workers: int = 4,
+    max_eval_samples: int | None = None,
+) -> dict:
+    """Train and evaluate every variant.
+
+    Writes ``<variant>.json`` and ``summary.json`` into ``out_dir``.
 
     Args:
-        base: the shared configuration (data, batch size, steps, device); ``run_dir`` is replaced.
+        base: the shared configuration (data, batch size, steps, device);
+            ``run_dir`` is replaced.
         out_dir: where runs and result files go.
         variants: names from ``VARIANTS``.
         splits: synthetic splits to evaluate.
@@ -107,23 +115,39 @@ def run_ablation(base: TrainConfig, out_dir: str | Path, variants: Iterable[str]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     variants = list(variants)
-    configs = [variant_config(base, name, out_dir) for name in variants]  # unknown names fail before training
+    # Unknown names fail here, before any training.
+    configs = [variant_config(base, name, out_dir) for name in variants]
     rows = []
     for name, config in zip(variants, configs):
         seconds = train_variant(config)
-        results, info = evaluate_checkpoint(config.run_dir, "synthetic", config.data_dir, splits, device=config.device,
-                                            batch_size=config.batch_size, workers=eval_workers,
-                                            max_samples=max_eval_samples, progress=False)
+        results, info = evaluate_checkpoint(
+            config.run_dir, "synthetic", config.data_dir, splits,
+            device=config.device, batch_size=config.batch_size,
+            workers=eval_workers, max_samples=max_eval_samples,
+            progress=False,
+        )
         info["checkpoint"] = f"{name}/{CHECKPOINT_NAME}"
-        record = {**results_json(results, info), "variant": name, "overrides": VARIANTS[name],
-                  "train_seconds_this_session": seconds}
+        record = {
+            **results_json(results, info),
+            "variant": name,
+            "overrides": VARIANTS[name],
+            "train_seconds_this_session": seconds,
+        }
         (out_dir / f"{name}.json").write_text(json.dumps(record, indent=2))
         rows += summary_rows(name, record)
+    now = datetime.datetime.now(datetime.timezone.utc)
     summary = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": info["device"], "torch": torch.__version__,
-        "budget": {"steps": base.max_steps, "batch_size": base.batch_size, "images": base.max_steps * base.batch_size},
-        "base_config": dataclasses.asdict(base), "variants": {n: VARIANTS[n] for n in variants}, "rows": rows,
+        "date": now.isoformat(timespec="seconds"),
+        "device": info["device"],
+        "torch": torch.__version__,
+        "budget": {
+            "steps": base.max_steps,
+            "batch_size": base.batch_size,
+            "images": base.max_steps * base.batch_size,
+        },
+        "base_config": dataclasses.asdict(base),
+        "variants": {n: VARIANTS[n] for n in variants},
+        "rows": rows,
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

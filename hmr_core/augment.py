@@ -280,11 +280,13 @@ def transform_keypoints(keypoints: np.ndarray, matrix: np.ndarray, flip: bool,
 
 
 def flip_pose(pose: torch.Tensor) -> torch.Tensor:
-    """Mirror SMPL's θ left-right: swap left and right joints and negate the y and z of each axis-angle.
+    """Mirror SMPL's θ left-right.
 
-    A mirror M = diag(-1, 1, 1) turns a rotation R into M R M, whose axis-angle is (ω_x, -ω_y, -ω_z);
-    the left arm of the mirrored body is the mirrored right arm. Applies to the global orientation too,
-    so the mirrored body stands where the mirrored camera image shows it.
+    Swap left and right joints and negate the y and z of each axis-angle: a
+    mirror M = diag(-1, 1, 1) turns a rotation R into M R M, whose axis-angle
+    is (ω_x, -ω_y, -ω_z); the left arm of the mirrored body is the mirrored
+    right arm. Applies to the global orientation too, so the mirrored body
+    stands where the mirrored camera image shows it.
 
     Args:
         pose: (..., 72) axis-angle θ (or (..., 24, 3)).
@@ -293,12 +295,17 @@ def flip_pose(pose: torch.Tensor) -> torch.Tensor:
         A new tensor of the same shape; ``flip_pose(flip_pose(θ)) == θ``.
     """
     shape = pose.shape
-    joints = pose.reshape(*shape[:-1], constants.NUM_SMPL_JOINTS, 3) if shape[-1] == constants.POSE_DIM else pose
+    joints = pose
+    if shape[-1] == constants.POSE_DIM:
+        joints = pose.reshape(*shape[:-1], constants.NUM_SMPL_JOINTS, 3)
     if joints.shape[-2:] != (constants.NUM_SMPL_JOINTS, 3):
-        raise ValueError(f"pose must have shape (..., {constants.POSE_DIM}) or (..., 24, 3), got {tuple(shape)}")
+        raise ValueError(
+            f"pose must have shape (..., {constants.POSE_DIM}) "
+            f"or (..., 24, 3), got {tuple(shape)}"
+        )
     sign = torch.tensor([1.0, -1.0, -1.0], dtype=pose.dtype, device=pose.device)
-    permutation = torch.tensor(constants.SMPL_FLIP_PERMUTATION, device=pose.device)
-    return (joints.index_select(-2, permutation) * sign).reshape(shape)
+    flip = torch.tensor(constants.SMPL_FLIP_PERMUTATION, device=pose.device)
+    return (joints.index_select(-2, flip) * sign).reshape(shape)
 
 
 def flip_points(points: np.ndarray, flip_permutation) -> np.ndarray:

@@ -167,7 +167,8 @@ class SMPL(nn.Module):
         return self.v_template.dtype
 
     def extra_repr(self) -> str:
-        return (f"model={self.model_name!r}, vertices={self.num_vertices}, joints={self.num_joints}, "
+        # Two lines, so that the repr a chapter prints fits its text column.
+        return (f"model={self.model_name!r}, vertices={self.num_vertices}, joints={self.num_joints},\n"
                 f"num_betas={self.num_betas}, pose_blend_shapes={self.has_pose_blend_shapes}")
 
     def _as_input(self, name: str, x) -> torch.Tensor:

@@ -32,23 +32,31 @@ def _check_cam(points: torch.Tensor, cam: torch.Tensor) -> None:
         )
 
 
-def weak_perspective_project(points: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
-    """HMR's weak-perspective (scaled orthographic) projection, x = s · (X_xy + t).
+def weak_perspective_project(
+    points: torch.Tensor, cam: torch.Tensor
+) -> torch.Tensor:
+    """HMR's weak-perspective (scaled orthographic) projection.
 
-    The same as HMR's TensorFlow ``batch_orth_proj_idrot(X, camera)``: the translation is added to the
-    x and y of each point first, then the sum is scaled. The depth is ignored: every point is imaged as
-    if it were at the depth of the body.
+        x = s · (X_xy + t)
+
+    The same as HMR's TensorFlow ``batch_orth_proj_idrot(X, camera)``: the
+    translation is added to the x and y of each point first, then the sum is
+    scaled. The depth is ignored: every point is imaged as if it were at the
+    depth of the body.
 
     Args:
-        points: (B, K, 3) points in the camera frame (x right, y down), body units (metres).
-        cam: (B, 3) cameras (s, tx, ty): scale from metres to normalised image units, and translation
-            in metres.
+        points: (B, K, 3) points in the camera frame (x right, y down), body
+            units (metres).
+        cam: (B, 3) cameras (s, tx, ty): scale from metres to normalised image
+            units, and translation in metres.
 
     Returns:
-        (B, K, 2) points in normalised image coordinates ([-1, 1] across the crop).
+        (B, K, 2) points in normalised image coordinates ([-1, 1] across the
+        crop).
 
     Raises:
-        ValueError: if ``points`` is not (B, K, 3) or ``cam`` not (B, 3) with the same B.
+        ValueError: if ``points`` is not (B, K, 3) or ``cam`` not (B, 3) with
+            the same B.
     """
     _check_points("points", points, 3)
     _check_cam(points, cam)

@@ -228,19 +228,25 @@ class Preprocessed(NamedTuple):
     crop_info: CropInfo
 
 
-def crop_square(image_size: tuple[int, int], box=None, framing: str = "hmr") -> tuple[np.ndarray, float]:
-    """The square to crop: HMR demo's rule, or SPIN's (see the module docstring).
+def crop_square(
+    image_size: tuple[int, int], box=None, framing: str = "hmr"
+) -> tuple[np.ndarray, float]:
+    """The square to crop: HMR demo's rule, or SPIN's (see the module
+    docstring).
 
     Args:
         image_size: (H, W) pixels.
         box: (x0, y0, x1, y1) person box in pixels, or None for the whole image.
-        framing: "hmr" (the box's diagonal to 150 crop pixels) or "spin" (1.2 × its larger side).
+        framing: "hmr" (the box's diagonal to 150 crop pixels) or "spin"
+            (1.2 × its larger side).
 
     Returns:
-        ``(center, side)``: (2,) centre (x, y) and side of the square, image pixels.
+        ``(center, side)``: (2,) centre (x, y) and side of the square, image
+        pixels.
 
     Raises:
-        ImageError: for a box with non-finite numbers, zero or negative area, or entirely outside the image.
+        ImageError: for a box with non-finite numbers, zero or negative area,
+            or entirely outside the image.
     """
     if framing not in FRAMINGS:
         raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
@@ -249,14 +255,23 @@ def crop_square(image_size: tuple[int, int], box=None, framing: str = "hmr") -> 
         return np.array([width / 2.0, height / 2.0]), float(max(width, height))
     box = np.asarray(box, dtype=np.float64).reshape(-1)
     if box.shape != (4,) or not np.isfinite(box).all():
-        raise ImageError(f"the box must be 4 finite numbers x0 y0 x1 y1, got {box.tolist()}")
+        raise ImageError(
+            "the box must be 4 finite numbers x0 y0 x1 y1, "
+            f"got {box.tolist()}"
+        )
     x0, y0, x1, y1 = box
     if x1 <= x0 or y1 <= y0:
-        raise ImageError(f"the box {box.tolist()} has zero or negative area; give x0 y0 x1 y1 with x1 > x0 and "
-                         "y1 > y0 (left, top, right, bottom in pixels)")
+        raise ImageError(
+            f"the box {box.tolist()} has zero or negative area; give "
+            "x0 y0 x1 y1 with x1 > x0 and y1 > y0 (left, top, right, bottom "
+            "in pixels)"
+        )
     if min(x1, width) <= max(x0, 0.0) or min(y1, height) <= max(y0, 0.0):
-        raise ImageError(f"the box {box.tolist()} lies outside the {width}×{height} image (x in [0, {width}], "
-                         f"y in [0, {height}]); is it in this image's pixels, in the order x0 y0 x1 y1?")
+        raise ImageError(
+            f"the box {box.tolist()} lies outside the {width}×{height} image "
+            f"(x in [0, {width}], y in [0, {height}]); is it in this "
+            "image's pixels, in the order x0 y0 x1 y1?"
+        )
     center = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
     if framing == "spin":
         return center, constants.SPIN_BOX_RESCALE * float(max(x1 - x0, y1 - y0))
@@ -274,27 +289,34 @@ def training_framing(config) -> str:
 
 
 def preprocess_image(image, box=None, framing: str = "hmr") -> Preprocessed:
-    """Crop a person for HMR: a square crop of ``constants.IMG_SIZE`` pixels, as a tensor.
+    """Crop a person for HMR: a square of ``constants.IMG_SIZE`` pixels.
 
     Args:
-        image: an image file path, a ``PIL.Image.Image`` or an (H, W[, C]) uint8 array (see ``to_rgb``).
+        image: an image file path, a ``PIL.Image.Image`` or an (H, W[, C])
+            uint8 array (see ``to_rgb``).
         box: (x0, y0, x1, y1) person box in pixels, or None for the whole image.
         framing: how the box becomes the crop (``crop_square``).
 
     Returns:
-        ``Preprocessed(crop, crop_info)``: the (3, 224, 224) crop in [0, 1] and where it came from.
+        ``Preprocessed(crop, crop_info)``: the (3, 224, 224) crop in [0, 1]
+        and where it came from.
 
     Raises:
-        FileNotFoundError, ImageError: for an unusable image or box (see ``read_image``, ``crop_square``).
+        FileNotFoundError, ImageError: for an unusable image or box (see
+            ``read_image``, ``crop_square``).
     """
     from PIL import Image
 
-    rgb = read_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
+    if isinstance(image, (str, Path)):
+        rgb = read_image(image)
+    else:
+        rgb = to_rgb(image)
     height, width = rgb.pixels.shape[:2]
     center, side = crop_square((height, width), box, framing)
     matrix = crop_transform(center, side, out_size=constants.IMG_SIZE)
     crop = warp_image(Image.fromarray(rgb.pixels), matrix, constants.IMG_SIZE)
-    info = CropInfo(center, side, matrix, (height, width), None if box is None else tuple(float(b) for b in box))
+    box_px = None if box is None else tuple(float(b) for b in box)
+    info = CropInfo(center, side, matrix, (height, width), box_px)
     return Preprocessed(image_to_tensor(crop), info)
 
 
@@ -308,10 +330,12 @@ def predict(model: HMR, smpl: SMPL, crop: torch.Tensor) -> BodyPrediction:
     Args:
         model: HMR (run in eval mode, and given back in the mode it came in).
         smpl: its body model, on the same device.
-        crop: (3, H, W) or (B, 3, H, W) crops in [0, 1], H = W = ``constants.IMG_SIZE``.
+        crop: (3, H, W) or (B, 3, H, W) crops in [0, 1],
+            H = W = ``constants.IMG_SIZE``.
 
     Returns:
-        ``BodyPrediction`` with (B, T) leading axes (B = 1 for a single crop), on the model's device.
+        ``BodyPrediction`` with (B, T) leading axes (B = 1 for a single
+        crop), on the model's device.
 
     Raises:
         ValueError: for a crop of another shape.
@@ -319,10 +343,14 @@ def predict(model: HMR, smpl: SMPL, crop: torch.Tensor) -> BodyPrediction:
     size = constants.IMG_SIZE
     images = crop[None] if crop.dim() == 3 else crop
     if images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size):
-        raise ValueError(f"crop must have shape (3, {size}, {size}) or (B, 3, {size}, {size}), got {tuple(crop.shape)}")
+        raise ValueError(
+            f"crop must have shape (3, {size}, {size}) or "
+            f"(B, 3, {size}, {size}), got {tuple(crop.shape)}"
+        )
     device = next(model.parameters()).device
     with eval_mode(model):
-        return predict_bodies(model(images.to(device, torch.float32)).float(), smpl)
+        thetas = model(images.to(device, torch.float32))
+    return predict_bodies(thetas.float(), smpl)
 
 
 def camera_to_upright(vertices: np.ndarray) -> np.ndarray:
@@ -411,19 +439,31 @@ class DemoOutputs(NamedTuple):
     note: str
 
 
-def run_demo(image_path: str | Path, out_dir: str | Path, model: HMR, smpl: SMPL, box=None,
-             backend: str | None = None, untrained: bool = False, framing: str = "hmr") -> DemoOutputs:
-    """Crop, predict, and write ``<name>_overlay.png`` and ``<name>_mesh.obj`` to ``out_dir``.
+def run_demo(
+    image_path: str | Path,
+    out_dir: str | Path,
+    model: HMR,
+    smpl: SMPL,
+    box=None,
+    backend: str | None = None,
+    untrained: bool = False,
+    framing: str = "hmr",
+) -> DemoOutputs:
+    """Crop, predict, and write the overlay and the mesh to ``out_dir``.
+
+    The files are ``<name>_overlay.png`` and ``<name>_mesh.obj``.
 
     Args:
         image_path: the photograph.
         out_dir: the output folder (created).
         model: HMR.
         smpl: its body model.
-        box: (x0, y0, x1, y1) person box in pixels, or None for the whole image.
+        box: (x0, y0, x1, y1) person box in pixels, or None for the whole
+            image.
         backend: render backend.
         untrained: label the overlay as coming from an untrained network.
-        framing: how the box becomes the crop (``crop_square``); use the model's training framing.
+        framing: how the box becomes the crop (``crop_square``); use the
+            model's training framing.
 
     Returns:
         ``DemoOutputs``.
@@ -436,17 +476,24 @@ def run_demo(image_path: str | Path, out_dir: str | Path, model: HMR, smpl: SMPL
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"the output folder {out_dir} is a file; give a folder for the PNG and the OBJ")
+        raise ValueError(
+            f"the output folder {out_dir} is a file; give a folder for the "
+            "PNG and the OBJ"
+        )
     rgb = read_image(image_path)
     crop, info = preprocess_image(rgb.pixels, box, framing)
     prediction = predict(model, smpl, crop)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = Path(image_path).stem
-    panel = overlay_image(crop, prediction, smpl.faces.cpu().numpy(), backend, UNTRAINED_LABEL if untrained else "")
+    faces = smpl.faces.cpu().numpy()
+    label = UNTRAINED_LABEL if untrained else ""
+    panel = overlay_image(crop, prediction, faces, backend, label)
     overlay_path = out_dir / f"{stem}_overlay.png"
     Image.fromarray(panel).save(overlay_path)
-    vertices = camera_to_upright(prediction.vertices[0, -1].double().cpu().numpy())  # (V, 3) metres, y up
-    obj_path = write_obj(out_dir / f"{stem}_mesh.obj", vertices, smpl.faces.cpu().numpy())
+    # (V, 3) metres, y up
+    vertices = prediction.vertices[0, -1].double().cpu().numpy()
+    vertices = camera_to_upright(vertices)
+    obj_path = write_obj(out_dir / f"{stem}_mesh.obj", vertices, faces)
     return DemoOutputs(overlay_path, obj_path, prediction, info, rgb.note)
 
 

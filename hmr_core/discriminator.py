@@ -59,19 +59,27 @@ class FactorizedDiscriminator(nn.Module):
         """Score poses and shapes.
 
         Args:
-            pose: θ as axis-angle (B, 72) or rotation matrices (B, 24, 3, 3); joint 0 (global) is ignored.
+            pose: θ as axis-angle (B, 72) or rotation matrices (B, 24, 3, 3);
+                joint 0 (global) is ignored.
             betas: (B, 10) shapes.
 
         Returns:
-            (B, 25) scores: 23 per-joint, then all joints, then shape. Real data should score 1, fakes 0.
+            (B, 25) scores: 23 per-joint, then all joints, then shape. Real
+            data should score 1, fakes 0.
         """
-        rotmats = pose_to_rotmats(pose, constants.NUM_SMPL_JOINTS)[:, 1:]  # (B, 23, 3, 3)
-        if betas.dim() != 2 or betas.shape != (rotmats.shape[0], constants.NUM_BETAS):
-            raise ValueError(f"betas must have shape (B={rotmats.shape[0]}, {constants.NUM_BETAS}), "
-                             f"got {tuple(betas.shape)}")
+        # (B, 23, 3, 3): the body joints, without the root
+        rotmats = pose_to_rotmats(pose, constants.NUM_SMPL_JOINTS)[:, 1:]
+        batch = rotmats.shape[0]
+        if betas.dim() != 2 or betas.shape != (batch, constants.NUM_BETAS):
+            raise ValueError(
+                f"betas must have shape (B={batch}, {constants.NUM_BETAS}), "
+                f"got {tuple(betas.shape)}"
+            )
         feats = self.embed(rotmats.flatten(2))  # (B, 23, 9) -> (B, 23, 32)
-        # per_joint[b, i] = Σ_c feats[b, i, c] · joint_weight[i, c] + joint_bias[i]
-        per_joint = torch.einsum("bic,ic->bi", feats, self.joint_weight) + self.joint_bias  # (B, 23)
+        # per_joint[b, i] = Σ_c feats[b, i, c] · joint_weight[i, c]
+        #                   + joint_bias[i]
+        per_joint = torch.einsum("bic,ic->bi", feats, self.joint_weight)
+        per_joint = per_joint + self.joint_bias  # (B, 23)
         whole = self.all_joints(feats.flatten(1))  # (B, 1)
         shape = self.shape(betas)  # (B, 1)
         return torch.cat((per_joint, whole, shape), dim=1)  # (B, 25)

@@ -47,6 +47,25 @@ class Slider:
     label: str | None = None
 
 
+def decimal_places(values: Sequence[float], most: int = 2) -> int:
+    """How many decimals show every value exactly: 0 for whole numbers, else up to ``most``.
+
+    Slider readouts use it, so that integers read as integers ("3", not "3.00") and a value that needs
+    more decimals than ``most`` (such as a multiple of π) is rounded to ``most``.
+
+    Args:
+        values: the values a slider takes.
+        most: the largest number of decimals.
+
+    Returns:
+        The number of decimals, from 0 to ``most``.
+    """
+    for places in range(most):
+        if all(abs(round(float(v), places) - float(v)) <= 1e-9 * max(1.0, abs(float(v))) for v in values):
+            return places
+    return most
+
+
 def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 85) -> bytes:
     """Encode an (H, W, 3) uint8 image as PNG or JPEG bytes.
 
@@ -116,7 +135,8 @@ def live_sliders(
     controls = {
         s.name: widgets.FloatSlider(
             value=s.value, min=s.min, max=s.max, step=s.step, description=s.label or s.name,
-            continuous_update=True, readout_format=".2f", style={"description_width": "initial"},
+            continuous_update=True, readout_format=f".{decimal_places([s.min, s.max, s.step, s.value])}f",
+            style={"description_width": "initial"},
             layout=widgets.Layout(width="260px"),
         )
         for s in sliders
@@ -219,12 +239,17 @@ def slider_html(
     for i, (name, values) in enumerate(grid.items()):
         text = html.escape(labels.get(name, name))
         value_list = ",".join(f"{float(v):.6g}" for v in values)
+        places = decimal_places(values)
+        # The label, and the range with its value, wrap onto two lines rather than run out of the column.
         rows.append(
-            f'<div style="display:flex;align-items:center;gap:8px;margin:2px 0">'
+            f'<div style="display:flex;flex-wrap:wrap;align-items:center;gap:2px 8px;margin:2px 0">'
             f'<span style="min-width:7.5em">{text}</span>'
+            f'<span style="display:flex;align-items:center;gap:8px;flex:1 1 170px">'
             f'<input type="range" min="0" max="{len(values) - 1}" step="1" value="{start[i]}" '
-            f'data-values="{value_list}" oninput="{uid}_update()" style="width:150px">'
-            f'<span style="min-width:3.5em;font-family:monospace">{float(values[start[i]]):.2f}</span></div>'
+            f'data-values="{value_list}" data-places="{places}" oninput="{uid}_update()" '
+            f'style="flex:1 1 auto;min-width:90px;max-width:160px">'
+            f'<span style="min-width:3.5em;font-family:monospace">{float(values[start[i]]):.{places}f}</span>'
+            f"</span></div>"
         )
     caption_html = f'<div style="font-size:90%;color:#555">{html.escape(caption)}</div>' if caption else ""
     strides = [int(np.prod(shape[i + 1:])) for i in range(len(shape))]
@@ -238,7 +263,8 @@ def slider_html(
         f"var strides = {strides}; var k = 0;"
         f"inputs.forEach(function (el, i) {{ k += strides[i] * parseInt(el.value);"
         f'var vals = el.dataset.values.split(",");'
-        f"el.nextElementSibling.textContent = parseFloat(vals[el.value]).toFixed(2); }});"
+        f"el.nextElementSibling.textContent = "
+        f"parseFloat(vals[el.value]).toFixed(parseInt(el.dataset.places)); }});"
         f'box.querySelector("img").src = {uid}_frames[k]; }}</script>'
     )
 

@@ -117,12 +117,13 @@ def _kinematic_plan(parents: tuple[int, ...], device: torch.device):
 def forward_kinematics(
     rotmats: torch.Tensor, joints: torch.Tensor, parents: Sequence[int]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward kinematics along the tree, and the rest-to-posed transforms used for skinning.
+    """Forward kinematics along the tree, and the transforms used for skinning.
 
-    Each joint's world transform is its parent's composed with its own rotation about its rest
-    position: G_k = G_parent(k) · [R_k | J_k - J_parent(k)] (SMPL eq. 3). Skinning needs the transform
-    from the rest pose, G'_k = G_k · [I | -J_k] (SMPL eq. 4). All joints of one depth are composed in
-    one batched product, so SMPL needs 8 sequential steps rather than 23.
+    Each joint's world transform is its parent's composed with its own rotation
+    about its rest position: G_k = G_parent(k) · [R_k | J_k - J_parent(k)]
+    (SMPL eq. 3). Skinning needs the transform from the rest pose,
+    G'_k = G_k · [I | -J_k] (SMPL eq. 4). All joints of one depth are composed
+    in one batched product, so SMPL needs 8 sequential steps rather than 23.
 
     Args:
         rotmats: (B, J, 3, 3) local joint rotations.
@@ -130,9 +131,10 @@ def forward_kinematics(
         parents: (J,) parent of each joint, -1 for the root.
 
     Returns:
-        A tuple ``(posed_joints, rel_rotmats, rel_transl)``:
-        posed_joints (B, J, 3) world joint locations; rel_rotmats (B, J, 3, 3) and rel_transl (B, J, 3),
-        the rotation and translation of G'_k, which moves a rest-pose point rigidly with joint k.
+        A tuple ``(posed_joints, rel_rotmats, rel_transl)``: posed_joints
+        (B, J, 3) world joint locations; rel_rotmats (B, J, 3, 3) and
+        rel_transl (B, J, 3), the rotation and translation of G'_k, which
+        moves a rest-pose point rigidly with joint k.
     """
     plan, back = _kinematic_plan(tuple(int(p) for p in parents), joints.device)
     world_rot: list[torch.Tensor] = []  # per level, (B, n_level, 3, 3)
@@ -142,8 +144,10 @@ def forward_kinematics(
         if depth == 0:
             rot, pos = local_rot, joints[:, level]
         else:
-            par_rot, par_pos = world_rot[-1][:, parent_slot], world_pos[-1][:, parent_slot]
-            bone = joints[:, level] - joints[:, parent]  # (B, n, 3) bone vectors in the rest pose
+            par_rot = world_rot[-1][:, parent_slot]
+            par_pos = world_pos[-1][:, parent_slot]
+            # (B, n, 3) bone vectors in the rest pose
+            bone = joints[:, level] - joints[:, parent]
             rot = par_rot @ local_rot
             pos = (par_rot @ bone[..., None])[..., 0] + par_pos
         world_rot.append(rot)
@@ -151,7 +155,8 @@ def forward_kinematics(
     # Back from level order to joint order.
     rot = torch.cat(world_rot, dim=1)[:, back]  # (B, J, 3, 3)
     posed_joints = torch.cat(world_pos, dim=1)[:, back]  # (B, J, 3)
-    rel_transl = posed_joints - (rot @ joints[..., None])[..., 0]  # t of G_k · [I | -J_k]
+    # t of G_k · [I | -J_k]
+    rel_transl = posed_joints - (rot @ joints[..., None])[..., 0]
     return posed_joints, rot, rel_transl
 
 

@@ -11,34 +11,50 @@ from hmr_core import constants
 from hmr_core.rotation import axis_angle_to_matrix
 
 
-def keypoint_reprojection_loss(pred_kp_2d: torch.Tensor, gt_kp_2d: torch.Tensor) -> torch.Tensor:
+def keypoint_reprojection_loss(
+    pred_kp_2d: torch.Tensor, gt_kp_2d: torch.Tensor
+) -> torch.Tensor:
     """The visibility-masked L1 reprojection loss (HMR eq. 3).
 
         L_reproj = Σ_i ||v_i ⊙ (x_i − x̂_i)||_1
 
-    with x_i the annotated and x̂_i the projected i-th keypoint, and v_i ∈ {0, 1} its visibility. As
-    in HMR's code (``keypoint_l1_loss``, which calls ``tf.losses.absolute_difference`` with the
-    visibility as weights and the default reduction ``SUM_BY_NONZERO_WEIGHTS``), the sum is divided by
-    the number of non-zero weights after broadcasting them to the coordinates: the loss is the mean
-    absolute error over the x and y of the visible keypoints of the whole batch, and 0 when none is
-    visible. Chapter "Projection and the reprojection loss" checks this against the TensorFlow semantics.
+    with x_i the annotated and x̂_i the projected i-th keypoint, and
+    v_i ∈ {0, 1} its visibility. As in HMR's code (``keypoint_l1_loss``, which
+    calls ``tf.losses.absolute_difference`` with the visibility as weights and
+    the default reduction ``SUM_BY_NONZERO_WEIGHTS``), the sum is divided by
+    the number of non-zero weights after broadcasting them to the coordinates:
+    the loss is the mean absolute error over the x and y of the visible
+    keypoints of the whole batch, and 0 when none is visible. Chapter
+    "Projection and the reprojection loss" checks this against the TensorFlow
+    semantics.
 
     Args:
-        pred_kp_2d: (B, K, 2) projected keypoints, normalised image coordinates.
-        gt_kp_2d: (B, K, 3) annotated keypoints, normalised coordinates and the visibility in the last
-            column (a non-zero visibility also weights the keypoint's error).
+        pred_kp_2d: (B, K, 2) projected keypoints, normalised image
+            coordinates.
+        gt_kp_2d: (B, K, 3) annotated keypoints, normalised coordinates and
+            the visibility in the last column (a non-zero visibility also
+            weights the keypoint's error).
 
     Returns:
         The loss, a scalar tensor.
 
     Raises:
-        ValueError: if the shapes are not (B, K, 2) and (B, K, 3) with the same B and K.
+        ValueError: if the shapes are not (B, K, 2) and (B, K, 3) with the
+            same B and K.
     """
     if pred_kp_2d.dim() != 3 or pred_kp_2d.shape[-1] != 2:
-        raise ValueError(f"pred_kp_2d must have shape (B, K, 2), got {tuple(pred_kp_2d.shape)}")
-    if gt_kp_2d.dim() != 3 or gt_kp_2d.shape[-1] != 3 or gt_kp_2d.shape[:2] != pred_kp_2d.shape[:2]:
         raise ValueError(
-            f"gt_kp_2d must have shape (B, K, 3) = {(*pred_kp_2d.shape[:2], 3)} to match pred_kp_2d "
+            "pred_kp_2d must have shape (B, K, 2), "
+            f"got {tuple(pred_kp_2d.shape)}"
+        )
+    if (
+        gt_kp_2d.dim() != 3
+        or gt_kp_2d.shape[-1] != 3
+        or gt_kp_2d.shape[:2] != pred_kp_2d.shape[:2]
+    ):
+        raise ValueError(
+            "gt_kp_2d must have shape (B, K, 3) = "
+            f"{(*pred_kp_2d.shape[:2], 3)} to match pred_kp_2d "
             f"{tuple(pred_kp_2d.shape)}, got {tuple(gt_kp_2d.shape)}"
         )
     vis = gt_kp_2d[..., 2:].to(pred_kp_2d.dtype)  # (B, K, 1)
@@ -52,13 +68,18 @@ def keypoint_reprojection_loss(pred_kp_2d: torch.Tensor, gt_kp_2d: torch.Tensor)
 # 3D and adversarial losses (HMR Sec. 3.1 and 3.3; the official code's ``compute_3d_loss`` and
 # ``setup_discriminator``)
 # --------------------------------------------------------------------------------------------------
-def _masked_half_mse(pred: torch.Tensor, gt: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
-    """0.5 · mean squared error over the samples with ground truth (HMR's ``compute_3d_loss``).
+def _masked_half_mse(
+    pred: torch.Tensor, gt: torch.Tensor, has: torch.Tensor
+) -> torch.Tensor:
+    """0.5 · mean squared error over the samples with ground truth.
 
-    TensorFlow's ``mean_squared_error(weights=has)`` divides by the number of non-zero weights after
-    broadcasting, i.e. by (samples with ground truth) × (numbers per sample); no ground truth gives 0.
+    HMR's ``compute_3d_loss``: TensorFlow's ``mean_squared_error(weights=has)``
+    divides by the number of non-zero weights after broadcasting, i.e. by
+    (samples with ground truth) × (numbers per sample); no ground truth
+    gives 0.
     """
-    has = has.to(pred.dtype).reshape(-1, *([1] * (pred.dim() - 1)))  # (B, 1, ...)
+    # (B, 1, ...)
+    has = has.to(pred.dtype).reshape(-1, *([1] * (pred.dim() - 1)))
     count = has.sum() * pred[0].numel()
     return 0.5 * ((pred - gt).square() * has).sum() / count.clamp_min(1.0)
 
@@ -131,14 +152,21 @@ def encoder_adversarial_loss(d_fake: torch.Tensor) -> torch.Tensor:
     return (d_fake - 1).square().sum(dim=1).mean()
 
 
-def discriminator_adversarial_losses(d_real: torch.Tensor, d_fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each discriminator's least-squares loss: E[(D_i(Θ) - 1)²] + E[D_i(E(I))²]           (HMR, Sec. 3.3)
+def discriminator_adversarial_losses(
+    d_real: torch.Tensor, d_fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each discriminator's least-squares loss (HMR, Sec. 3.3):
+
+        E[(D_i(Θ) - 1)²] + E[D_i(E(I))²]
 
     Args:
         d_real: (N, 25) outputs for real (θ, β) from the pose pool.
         d_fake: (M, 25) outputs for predictions (detached from the encoder).
 
     Returns:
-        ``(loss_real, loss_fake)``, each a mean over samples of the sum over the 25 discriminators.
+        ``(loss_real, loss_fake)``, each a mean over samples of the sum over
+        the 25 discriminators.
     """
-    return (d_real - 1).square().sum(dim=1).mean(), d_fake.square().sum(dim=1).mean()
+    loss_real = (d_real - 1).square().sum(dim=1).mean()
+    loss_fake = d_fake.square().sum(dim=1).mean()
+    return loss_real, loss_fake

@@ -113,12 +113,17 @@ class IEFRegressor(nn.Module):
             features: (B, feature_dim) image features φ (2048 for ResNet-50).
 
         Returns:
-            (B, T, 85) Θ_1 … Θ_T, every iteration (the losses choose which to supervise).
+            (B, T, 85) Θ_1 … Θ_T, every iteration (the losses choose which
+            to supervise).
         """
-        if features.dim() != 2 or features.shape[1] != self.fc1.in_features - constants.THETA_DIM:
-            raise ValueError(f"features must have shape (B, {self.fc1.in_features - constants.THETA_DIM}), "
-                             f"got {tuple(features.shape)}")
-        theta = self.init_theta.to(features.dtype).expand(features.shape[0], -1)
+        feature_dim = self.fc1.in_features - constants.THETA_DIM
+        if features.dim() != 2 or features.shape[1] != feature_dim:
+            raise ValueError(
+                f"features must have shape (B, {feature_dim}), "
+                f"got {tuple(features.shape)}"
+            )
+        batch = features.shape[0]
+        theta = self.init_theta.to(features.dtype).expand(batch, -1)
         thetas = []
         for _ in range(self.num_iterations):
             x = torch.cat((features, theta), dim=1)  # (B, 2048 + 85)

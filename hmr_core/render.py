@@ -418,9 +418,10 @@ def plot_keypoints(ax, keypoints_2d, visibility=None, names: bool = False, color
     if names:
         for k in np.nonzero(visible)[0]:
             name = constants.KEYPOINT_NAMES[k]
-            # the subject's right is on the image's left (facing the camera): label outwards
+            # the subject's right is on the image's left (facing the camera): label outwards; the hips'
+            # labels go below their points, clear of the wrists', which hang at the same height
             right = name.startswith("right_")
-            offset = (-4 if right else 4, 2 if name != "neck" else -9)
+            offset = (-4 if right else 4, -11 if name in ("neck", "right_hip", "left_hip") else 2)
             ax.annotate(name, points[k], fontsize=fontsize, xytext=offset, textcoords="offset points",
                         ha="right" if right else "left", color="black")
     if ax.images:

@@ -46,15 +46,22 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
         (..., 3, 3) rotation matrices R(ω).
     """
     if axis_angle.shape[-1] != 3:
-        raise ValueError(f"axis_angle must have shape (..., 3), got {tuple(axis_angle.shape)}")
-    theta_sq = (axis_angle * axis_angle).sum(-1)[..., None, None]  # (..., 1, 1)
+        raise ValueError(
+            "axis_angle must have shape (..., 3), "
+            f"got {tuple(axis_angle.shape)}"
+        )
+    # (..., 1, 1)
+    theta_sq = (axis_angle * axis_angle).sum(-1)[..., None, None]
     small = theta_sq < _SMALL_ANGLE_SQ
-    # Replace small angles by 1 before dividing so neither branch of torch.where produces NaN
-    # (a NaN in the unused branch would still poison the gradient).
+    # Replace small angles by 1 before dividing so neither branch of
+    # torch.where produces NaN (a NaN in the unused branch would still poison
+    # the gradient).
     theta_sq_safe = torch.where(small, torch.ones_like(theta_sq), theta_sq)
     theta = theta_sq_safe.sqrt()
     a = torch.where(small, 1.0 - theta_sq / 6.0, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta_sq / 24.0, (1.0 - torch.cos(theta)) / theta_sq_safe)
+    b = torch.where(
+        small, 0.5 - theta_sq / 24.0, (1.0 - torch.cos(theta)) / theta_sq_safe
+    )
     # [ω]_×² = ω ωᵀ - |ω|² I, which avoids a 3×3 matrix product.
     outer = axis_angle[..., :, None] * axis_angle[..., None, :]  # (..., 3, 3)
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)

@@ -630,12 +630,16 @@ def frame_body(vertices_xy: np.ndarray, rng: np.random.Generator, config: WorldC
     return Framing(np.array([scale, transl[0], transl[1]]), truncated, float(diagonal_px))
 
 
-def keypoint_visibility(keypoints_2d: np.ndarray, occluded: np.ndarray | None,
-                        img_size: int = constants.IMG_SIZE) -> np.ndarray:
-    """Visibility of projected keypoints: 1 inside the crop and not under an occluder, else 0.
+def keypoint_visibility(
+    keypoints_2d: np.ndarray,
+    occluded: np.ndarray | None,
+    img_size: int = constants.IMG_SIZE,
+) -> np.ndarray:
+    """Visibility of projected keypoints.
 
-    Self-occluded keypoints stay visible, as annotators label them. "Inside" is |x|, |y| ≤ 1 in
-    normalised coordinates (as ``augment.transform_keypoints``).
+    1 inside the crop and not under an occluder, else 0. Self-occluded
+    keypoints stay visible, as annotators label them. "Inside" is |x|, |y| ≤ 1
+    in normalised coordinates (as ``augment.transform_keypoints``).
 
     Args:
         keypoints_2d: (K, 2) normalised keypoints.
@@ -648,8 +652,11 @@ def keypoint_visibility(keypoints_2d: np.ndarray, occluded: np.ndarray | None,
     inside = (np.abs(keypoints_2d) <= 1.0).all(axis=1)
     visible = inside.copy()
     if occluded is not None:
-        pixel = np.floor(camera.normalized_to_pixel(torch.from_numpy(keypoints_2d), img_size).numpy())
-        pixel = pixel.clip(0, img_size - 1).astype(np.int64)  # (K, 2) column, row
+        pixel = camera.normalized_to_pixel(
+            torch.from_numpy(keypoints_2d), img_size
+        ).numpy()
+        # (K, 2) column, row
+        pixel = np.floor(pixel).clip(0, img_size - 1).astype(np.int64)
         visible &= ~(inside & occluded[pixel[:, 1], pixel[:, 0]])
     return visible.astype(np.float32)
 

@@ -106,40 +106,65 @@ def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
 # --------------------------------------------------------------------------------------------------
 # Losses of one step
 # --------------------------------------------------------------------------------------------------
-def encoder_losses(pred, batch: dict, config: TrainConfig) -> dict[str, torch.Tensor]:
-    """The encoder's supervised losses for Θ_T (or averaged over all T, see the config).
+def encoder_losses(
+    pred, batch: dict, config: TrainConfig
+) -> dict[str, torch.Tensor]:
+    """The encoder's supervised losses for Θ_T (or averaged over all T).
 
     Args:
         pred: ``BodyPrediction`` with (B, T) leading axes.
         batch: the batch (see ``hmr_core.datasets``).
-        config: loss weights.
+        config: loss weights, and whether to supervise every iteration.
 
     Returns:
         Unweighted losses: ``kp_2d``, ``joints_3d``, ``smpl``.
     """
-    iters = range(pred.cam.shape[1]) if config.supervise_all_iterations else [pred.cam.shape[1] - 1]
+    num_iters = pred.cam.shape[1]
+    if config.supervise_all_iterations:
+        iters = range(num_iters)
+    else:
+        iters = [num_iters - 1]
     out = {"kp_2d": 0.0, "joints_3d": 0.0, "smpl": 0.0}
     for t in iters:
-        out["kp_2d"] = out["kp_2d"] + losses.keypoint_reprojection_loss(pred.keypoints_2d[:, t], batch["keypoints_2d"])
-        out["joints_3d"] = out["joints_3d"] + losses.joints_3d_loss(pred.joints_3d[:, t], batch["joints_3d"], batch["has_3d"])
-        out["smpl"] = out["smpl"] + losses.smpl_param_loss(pred.rotmats[:, t], pred.betas[:, t], batch["pose"],
-                                                          batch["betas"], batch["has_smpl"])
+        out["kp_2d"] += losses.keypoint_reprojection_loss(
+            pred.keypoints_2d[:, t], batch["keypoints_2d"]
+        )
+        out["joints_3d"] += losses.joints_3d_loss(
+            pred.joints_3d[:, t], batch["joints_3d"], batch["has_3d"]
+        )
+        out["smpl"] += losses.smpl_param_loss(
+            pred.rotmats[:, t], pred.betas[:, t],
+            batch["pose"], batch["betas"], batch["has_smpl"],
+        )
     return {k: v / len(iters) for k, v in out.items()}
 
 
-def weighted_encoder_loss(terms: dict[str, torch.Tensor], config: TrainConfig) -> torch.Tensor:
-    """λ·L_reproj + λ·(L_3D joints + L_3D params) (HMR, Sec. 3; ``do_train.sh``: λ = 60 on each), with the
-    config's named weights, no adversarial term."""
-    return (config.kp_2d_weight * terms["kp_2d"] + config.joints_3d_weight * terms["joints_3d"]
-            + config.smpl_weight * terms["smpl"])
+def weighted_encoder_loss(
+    terms: dict[str, torch.Tensor], config: TrainConfig
+) -> torch.Tensor:
+    """λ·L_reproj + λ·(L_3D joints + L_3D params), no adversarial term.
+
+    HMR, Sec. 3; ``do_train.sh`` sets λ = 60 on each; here they are the
+    config's named weights.
+    """
+    return (
+        config.kp_2d_weight * terms["kp_2d"]
+        + config.joints_3d_weight * terms["joints_3d"]
+        + config.smpl_weight * terms["smpl"]
+    )
 
 
-def encoder_step(hmr, disc, smpl, batch: dict, optimizer, scaler_ctx, config: TrainConfig):
-    """One update of the encoder and regressor: L = λ(L_reproj + 𝟙·L_3D) + L_adv (HMR, Sec. 3).
+def encoder_step(
+    hmr, disc, smpl, batch: dict, optimizer, scaler_ctx, config: TrainConfig
+):
+    """One update of the encoder and regressor (HMR, Sec. 3):
+
+        L = λ(L_reproj + 𝟙·L_3D) + L_adv
 
     Returns:
-        ``(log, fake_rotmats, fake_betas)``: the log dict of floats, and the predicted (B·T, 24, 3, 3)
-        rotations and (B·T, 10) shapes of every iteration, detached, for the discriminator.
+        ``(log, fake_rotmats, fake_betas)``: the log dict of floats, and the
+        predicted (B·T, 24, 3, 3) rotations and (B·T, 10) shapes of every
+        iteration, detached, for the discriminator.
     """
     hmr.train()
     with scaler_ctx():
@@ -147,9 +172,11 @@ def encoder_step(hmr, disc, smpl, batch: dict, optimizer, scaler_ctx, config: Tr
     pred = predict_bodies(thetas.float(), smpl)
     terms = encoder_losses(pred, batch, config)
     loss = weighted_encoder_loss(terms, config)
-    fake_rot = pred.rotmats.flatten(0, 1)  # (B·T, 24, 3, 3): every iteration is a fake
-    fake_betas = pred.betas.flatten(0, 1)  # (B·T, 10)
-    log = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
+    # Every iteration is a fake: (B·T, 24, 3, 3) and (B·T, 10).
+    fake_rot = pred.rotmats.flatten(0, 1)
+    fake_betas = pred.betas.flatten(0, 1)
+    log = {k: float(v.detach()) if torch.is_tensor(v) else float(v)
+           for k, v in terms.items()}
     if config.adversarial:
         adv = losses.encoder_adversarial_loss(disc(fake_rot, fake_betas))
         loss = loss + config.adv_weight * adv
@@ -158,28 +185,43 @@ def encoder_step(hmr, disc, smpl, batch: dict, optimizer, scaler_ctx, config: Tr
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.grad_clip > 0:
-        log["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(hmr.parameters(), config.grad_clip))
+        norm = torch.nn.utils.clip_grad_norm_(
+            hmr.parameters(), config.grad_clip
+        )
+        log["grad_norm"] = float(norm)
     optimizer.step()
     log["loss"] = float(loss.detach())
     return log, fake_rot.detach(), fake_betas.detach()
 
 
-def discriminator_step(disc, real_pose, real_betas, fake_rot, fake_betas, optimizer, config: TrainConfig) -> dict:
-    """One update of the 25 discriminators: real poses from the pool, fakes from every IEF iteration.
+def discriminator_step(
+    disc, real_pose, real_betas, fake_rot, fake_betas, optimizer,
+    config: TrainConfig,
+) -> dict:
+    """One update of the 25 discriminators.
 
-    As in HMR's code, the real half has as many samples as the fakes (B·T), so the batch is balanced.
+    Real poses come from the pool, fakes from every IEF iteration. As in HMR's
+    code, the real half has as many samples as the fakes (B·T), so the batch
+    is balanced.
     """
     disc.train()
     d_real = disc(real_pose, real_betas)  # (B·T, 25)
     d_fake = disc(fake_rot, fake_betas)  # (B·T, 25)
-    loss_real, loss_fake = losses.discriminator_adversarial_losses(d_real, d_fake)
+    loss_real, loss_fake = losses.discriminator_adversarial_losses(
+        d_real, d_fake
+    )
     loss = config.adv_weight * (loss_real + loss_fake)
     check_finite(loss, config)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    log = {"disc": float(loss.detach()), "disc_real": float(loss_real.detach()), "disc_fake": float(loss_fake.detach()),
-           "d_out_real": float(d_real.detach().mean()), "d_out_fake": float(d_fake.detach().mean())}
+    log = {
+        "disc": float(loss.detach()),
+        "disc_real": float(loss_real.detach()),
+        "disc_fake": float(loss_fake.detach()),
+        "d_out_real": float(d_real.detach().mean()),
+        "d_out_fake": float(d_fake.detach().mean()),
+    }
     log.update(discriminator_head_outputs(d_real.detach(), "real"))
     log.update(discriminator_head_outputs(d_fake.detach(), "fake"))
     return log
@@ -336,10 +378,15 @@ class TrainingModels:
 
 
 def initial_theta(pose_pool) -> torch.Tensor:
-    """Θ_0 as HMR's code builds its ``mean_param``: scale 0.9, root (π, 0, 0) (upright for the y-down
-    camera), and the pool's mean body pose and mean shape."""
-    mean_pose = torch.cat((torch.tensor([math.pi, 0.0, 0.0]), pose_pool.pose[:, 3:].float().mean(0)))
-    return mean_theta(mean_pose, cam_scale=0.9, mean_betas=pose_pool.shape.float().mean(0))
+    """Θ_0 as HMR's code builds its ``mean_param``.
+
+    Scale 0.9, root (π, 0, 0) (upright for the y-down camera), and the pool's
+    mean body pose and mean shape.
+    """
+    root = torch.tensor([math.pi, 0.0, 0.0])
+    mean_pose = torch.cat((root, pose_pool.pose[:, 3:].float().mean(0)))
+    mean_betas = pose_pool.shape.float().mean(0)
+    return mean_theta(mean_pose, cam_scale=0.9, mean_betas=mean_betas)
 
 
 def learning_rate_factor(config: TrainConfig, step: int) -> float:

@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # page -> how many figures (matplotlib images and precomputed slider frames) it must show at least
-PAGES = {"chapters/intro": 0, "chapters/01_smpl": 10, "chapters/02_projection": 9, "chapters/03_ief": 4,
+PAGES = {"chapters/intro": 1, "chapters/01_smpl": 10, "chapters/02_projection": 9, "chapters/03_ief": 4,
          "chapters/04_adversarial_prior": 4, "chapters/05_data": 5, "chapters/06_training": 1,
          "chapters/07_evaluation": 2, "chapters/08_demo": 8}
 # page -> how many precomputed sliders it must have at least
@@ -216,3 +216,92 @@ def test_precomputed_sliders_change_the_frame(html_dir, page, tmp_path):
     assert match, f"{page}: the probe did not run:\n{result.stderr[-2000:]}"
     report = match.group(1).split(",")
     assert len(report) >= SLIDER_PAGES[page] and set(report) == {"moved"}, f"{page}: sliders {report}"
+
+
+# Runs in the page once it has loaded and MathJax has typeset: every element of the article that is wider
+# than the text column, or whose content is wider than its own box (so that it scrolls or is cut off),
+# is reported with where it is. MathJax's internals are skipped (their boxes overflow by design), and so
+# is its assistive MathML, which is hidden from sight.
+WIDTH_PROBE = """<script>
+window.addEventListener("load", function () {
+  setTimeout(function () {
+    var hide = document.createElement("style");
+    hide.textContent = "mjx-assistive-mml { display: none !important; }";
+    document.head.appendChild(hide);
+    var article = document.querySelector("article.bd-article");
+    var box = article.getBoundingClientRect(), style = getComputedStyle(article);
+    var left = box.left + parseFloat(style.paddingLeft), right = box.right - parseFloat(style.paddingRight);
+    var report = [], reported = [];
+    function where(el) {
+      var section = el.closest("section[id]");
+      var text = el.innerText || el.textContent || el.getAttribute("alt") || "";
+      text = text.replace(/\\s+/g, " ").trim().slice(0, 70);
+      return el.tagName.toLowerCase() + " in #" + (section ? section.id : "?") + ": " + text;
+    }
+    article.querySelectorAll("*").forEach(function (el) {
+      if (el.tagName.indexOf("MJX-") === 0 && el.tagName !== "MJX-CONTAINER") return;
+      var r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) return;
+      if (reported.some(function (outer) { return outer.contains(el); })) return;
+      var css = getComputedStyle(el);
+      if (css.visibility === "hidden") return;
+      var out = Math.max(r.right - right, left - r.left);
+      var hidden = el.scrollWidth - el.clientWidth;
+      if (out > 1) {
+        reported.push(el);
+        report.push(Math.round(out) + " px beyond the column: " + where(el));
+      } else if (css.overflowX !== "visible" && hidden > 1) {
+        reported.push(el);
+        report.push(hidden + " px scrolled or cut off: " + where(el));
+      }
+    });
+    document.body.setAttribute("data-width-report",
+      JSON.stringify({column: right - left, overflows: report}));
+  }, 3000);
+});
+</script>"""
+
+
+def measure_widths(html_dir: Path, page: str, profile: Path) -> dict:
+    """What WIDTH_PROBE reports for a page in a 1280-pixel-wide Chromium window."""
+    import html as html_module
+    import json
+
+    test_page = html_dir / f"{page}.width-probe.html"  # beside the page, so relative links still work
+    probed = read_page(html_dir, page).replace("</body>", WIDTH_PROBE + "</body>")
+    test_page.write_text(probed, encoding="utf-8")
+    try:
+        result = chromium("--dump-dom", "--window-size=1280,2000", test_page.as_uri(), profile=profile)
+    finally:
+        test_page.unlink()
+    match = re.search(r'data-width-report="([^"]*)"', result.stdout)
+    assert match, f"{page}: the width probe did not run:\n{result.stderr[-2000:]}"
+    return json.loads(html_module.unescape(match.group(1)))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_nothing_is_wider_than_the_column(html_dir, page, tmp_path):
+    """Code, tables, figures, sliders and printed output fit the text column without a scrollbar."""
+    report = measure_widths(html_dir, page, tmp_path / "profile")
+    assert report["column"] > 500, f"{page}: the text column is only {report['column']:.0f} px wide"
+    assert not report["overflows"], (
+        f"{page}: {len(report['overflows'])} elements do not fit the {report['column']:.0f}-px text column:\n"
+        + "\n".join(report["overflows"])
+    )
+
+
+def test_the_width_probe_sees_what_does_not_fit(html_dir, tmp_path):
+    """The probe reports a code line, a table and a block that are too wide, and nothing else."""
+    page = "chapters/intro"
+    html = read_page(html_dir, page)
+    wide = ('<section id="too-wide"><pre>' + "x = 1  # " + "y" * 150 + "</pre>"
+            '<table><tr><td>' + "z" * 200 + "</td></tr></table>"
+            '<div style="width:2000px">a wide widget</div></section>')
+    fixture = html_dir / "chapters" / "width-fixture.html"
+    fixture.write_text(html.replace('<section id="', wide + '<section id="', 1), encoding="utf-8")
+    try:
+        report = measure_widths(html_dir, "chapters/width-fixture", tmp_path / "profile")
+    finally:
+        fixture.unlink()
+    overflows = report["overflows"]
+    assert len(overflows) == 3 and all("#too-wide" in line for line in overflows), overflows

@@ -105,3 +105,86 @@ def test_chapters_assert_no_timings(path):
     timed = [line.strip() for cell in code for line in cell.splitlines()
              if line.lstrip().startswith("assert") and re.search(r"\b(times?|seconds|elapsed|ms)\b", line)]
     assert not timed, f"{path.name}: timing asserts belong in python -m hmr_core.bench: {timed}"
+
+
+# Code a reader sees in the book fits its text column: code cells, code blocks in Markdown cells, and the
+# package source that ``{literalinclude}`` shows (the package itself uses about 110 columns).
+CODE_COLUMNS = 80
+
+
+def literalinclude_lines(chapter: Path, block: str) -> tuple[str, list[str]]:
+    """The lines one ``{literalinclude}`` block shows: a ``:pyobject:`` (with its decorators) or the file."""
+    import ast
+
+    target, *options = block.strip().split("\n")
+    path = (chapter.parent / target.strip()).resolve()
+    assert path.is_file(), f"{chapter.name}: literalinclude of a missing file {target.strip()}"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    opts = dict(re.findall(r"^:([\w-]+):\s*(.*)$", "\n".join(options), flags=re.M))
+    name = f"{path.name}:{opts.get('pyobject', '')}"
+    if "pyobject" not in opts:
+        return name, lines
+    body = ast.parse("\n".join(lines)).body
+    node = None
+    for part in opts["pyobject"].split("."):
+        node = next((n for n in body if getattr(n, "name", None) == part), None)
+        assert node is not None, f"{chapter.name}: {path.name} has no {opts['pyobject']}"
+        body = node.body
+    start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    return name, lines[start - 1 : node.end_lineno]
+
+
+def fenced_blocks(markdown: str) -> list[tuple[str, list[str]]]:
+    """(info string, lines) of every fenced block of a Markdown cell, the fence's backticks matched."""
+    blocks, fence, info, lines = [], None, "", []
+    for line in markdown.split("\n"):
+        stripped = line.strip()
+        if fence is None:
+            match = re.match(r"^(`{3,})(.*)$", stripped)
+            if match:
+                fence, info, lines = match.group(1), match.group(2).strip(), []
+        elif stripped == fence:
+            blocks.append((info, lines))
+            fence = None
+        else:
+            lines.append(line)
+    return blocks
+
+
+def shown_code(chapter: Path) -> list[tuple[str, list[str]]]:
+    """(where, lines) for every piece of code a chapter shows."""
+    shown = []
+    for i, cell in enumerate(json.loads(chapter.read_text(encoding="utf-8"))["cells"]):
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code":
+            shown.append((f"cell {i}", source.split("\n")))
+            continue
+        for info, lines in fenced_blocks(source):
+            if info.startswith("{literalinclude}"):
+                target = info.removeprefix("{literalinclude}")
+                shown.append(literalinclude_lines(chapter, "\n".join([target, *lines])))
+            elif not info.startswith("{"):  # a directive's body is prose, not code
+                shown.append((f"cell {i}, code block", lines))
+    return shown
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda path: path.stem)
+def test_shown_code_fits_80_columns(path):
+    long = [f"{where}: {len(line)} columns: {line.strip()[:60]}"
+            for where, lines in shown_code(path) for line in lines if len(line) > CODE_COLUMNS]
+    assert not long, (f"{path.name}: {len(long)} lines of code wider than {CODE_COLUMNS} columns:\n"
+                      + "\n".join(long))
+
+
+def test_the_column_check_sees_long_lines(tmp_path):
+    # A chapter with one long line in each kind of code the check reads must fail it.
+    (tmp_path / "mod.py").write_text("def f():\n    return '" + "x" * 90 + "'\n\n\ndef g():\n    return 1\n")
+    markdown = ("```{literalinclude} mod.py\n:pyobject: f\n```\n\n"
+                "```{literalinclude} mod.py\n:pyobject: g\n```\n\n"
+                "```bash\necho " + "y" * 90 + "\n```\n")
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": [markdown]},
+             {"cell_type": "code", "metadata": {}, "source": ["z = 1  # " + "z" * 90]}]
+    chapter = tmp_path / "chapter.ipynb"
+    chapter.write_text(json.dumps({"cells": cells}))
+    long = {where for where, lines in shown_code(chapter) for line in lines if len(line) > CODE_COLUMNS}
+    assert long == {"mod.py:f", "cell 0, code block", "cell 1"}

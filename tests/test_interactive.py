@@ -32,6 +32,23 @@ def test_slider_html_is_self_contained():
     assert "β&lt;sub&gt;1&lt;/sub&gt;" in page and "caption &amp; more" in page
 
 
+def test_decimal_places_reads_integers_as_integers():
+    assert interactive.decimal_places([-90, 0, 45.0, 180]) == 0
+    assert interactive.decimal_places([0.5, 1.0, 1.5]) == 1
+    assert interactive.decimal_places([0.25, 0.5]) == 2
+    assert interactive.decimal_places(np.linspace(-np.pi, np.pi, 5)) == 2  # rounded to the most
+    assert interactive.decimal_places([0.125], most=3) == 3
+
+
+def test_slider_html_shows_integers_as_integers():
+    grid = {"a": [-1.0, 0.0, 1.0], "b": [0.0, 0.5]}
+    page = interactive.slider_html(interactive.precompute_frames(draw, grid), grid)
+    readouts = re.findall(r'font-family:monospace">([^<]*)</span>', page)
+    assert readouts == ["0", "0.5"]  # the middle value of each grid, as many decimals as its values need
+    assert re.findall(r'data-places="(\d)"', page) == ["0", "1"]
+    assert "toFixed(parseInt(el.dataset.places))" in page  # the script keeps that format when a slider moves
+
+
 def test_slider_html_rejects_mismatched_frames():
     with pytest.raises(ValueError, match=r"frames must have shape \(3,\) \+ \(H, W, 3\)"):
         interactive.slider_html(np.zeros((2, 4, 4, 3), np.uint8), {"a": [0, 1, 2]})
@@ -53,6 +70,9 @@ def test_live_sliders_redraw_on_change():
     columns[0].children[0].value = 1.0
     assert image.value != before
     assert [c.children[0].description for c in columns] == ["a", "b value"]
+    assert [c.children[0].readout_format for c in columns] == [".2f", ".2f"]
+    whole = interactive.live_sliders(draw, [interactive.Slider("a", 0, 7, 1, label="image")])
+    assert whole.children[1].children[0].readout_format == ".0f"
     with pytest.raises(ValueError, match="slider names must be unique"):
         interactive.live_sliders(draw, sliders + sliders[:1])
 
