@@ -46,8 +46,8 @@ VARIANTS: dict[str, dict] = {
     "full": {},
     "no_adversarial": {"adversarial": False},
     "single_iteration": {"num_iterations": 1},
-    "2d_only": {"joints_3d_weight": 0.0, "smpl_weight": 0.0},
-    "2d_only_no_adversarial": {"joints_3d_weight": 0.0, "smpl_weight": 0.0, "adversarial": False},
+    "2d_only": {"hide_3d_fraction": 1.0},
+    "2d_only_no_adversarial": {"hide_3d_fraction": 1.0, "adversarial": False},
 }
 SUMMARY_FIELDS = ("mpjpe_mm", "pa_mpjpe_mm", "limit_violation_rate", "joints_outside_limits",
                   "self_penetration_rate", "pck2d_010")

@@ -33,7 +33,7 @@ from hmr_core.discriminator import NUM_BODY_JOINTS, FactorizedDiscriminator
 from hmr_core.encoder import load_imagenet_weights
 from hmr_core.evaluate import LSP_HIPS, METRIC_MM
 from hmr_core.hmr import HMR, predict_bodies
-from hmr_core.loaders import build_data, make_loader, sample_pose_pool
+from hmr_core.loaders import build_data, hide_3d_labels, make_loader, sample_pose_pool
 from hmr_core.metrics import mpjpe, pa_mpjpe
 from hmr_core.regressor import mean_theta
 
@@ -389,6 +389,7 @@ def train(config: TrainConfig, resume: bool = False, data=None) -> list[dict]:
 
     data = build_data(config) if data is None else data
     train_set, eval_set, pose_pool = data.train_set, data.eval_set, data.pose_pool
+    train_set = hide_3d_labels(train_set, config.hide_3d_fraction, config.seed)  # the "unpaired" setting at 1
     smpl = SMPL(config.model_path).to(rt.device)
     models = build_models(config, initial_theta(pose_pool), rt.device)
     hmr, disc, enc_opt, disc_opt = models.hmr, models.disc, models.encoder_optimizer, models.disc_optimizer
