@@ -1,25 +1,30 @@
-"""Ablations of HMR in the synthetic world: ``python -m hmr_core.ablate --preset synthetic_h100 --steps 4000``.
+"""Ablations of HMR in the synthetic world: ``python -m hmr_core.ablate --preset book_cpu --steps 600``.
 
 Each variant is the base configuration with one part of HMR taken away, trained for the same number of
-steps at the same batch size (the same budget), then evaluated on the held-out ("test") and
-out-of-distribution ("ood") splits with ``hmr_core.evaluate``: MPJPE, PA-MPJPE, and the plausibility of
-the predicted poses (share outside the pose prior's joint limits, share self-penetrating). Chapter
-"Evaluation" shows the table.
+steps at the same batch size (the same budget), on the same images in the same order, from the same seeds,
+then evaluated on the held-out ("test") and out-of-distribution ("ood") splits with ``hmr_core.evaluate``:
+MPJPE, PA-MPJPE, 2D PCK, the median root-rotation error and the plausibility of the predicted poses (share
+outside the pose prior's joint limits, share self-penetrating), for Θ_T and for every IEF iteration.
+Chapter "Evaluation" shows the table.
 
 Variants (``VARIANTS``):
 
 * ``full``: HMR as the paper trains it (3D supervision where labelled, 2D keypoints, the prior, T = 3).
 * ``no_adversarial``: without the adversarial prior (HMR, Table 3's "no prior" row on real data).
 * ``single_iteration``: T = 1, one regression step instead of iterative error feedback.
-* ``2d_only``: no paired 3D supervision (the 3D joint and SMPL terms weighted 0): 2D keypoints and the
-  prior only, the paper's "unpaired" setting, where the prior has to keep the poses human.
+* ``2d_only``: the paper's "unpaired" setting: the same images with their 3D labels hidden
+  (``hide_3d_fraction = 1``: ``has_3d = has_smpl = 0``, the labels zeroed), so 2D keypoints and the prior
+  are all the supervision, and the prior has to keep the poses human.
 * ``2d_only_no_adversarial``: 2D keypoints alone, the setting the prior exists for.
 
-Everything lands in ``--out``: a run directory per variant (checkpoints; an interrupted ablation
-continues where it stopped: a finished variant is skipped, a started one resumes) and the result files,
-``<variant>.json`` (the ``hmr_core.evaluate`` JSON plus the variant's overrides and training time) and
-``summary.json`` (one row per variant and split, with device, date and budget). The book's measured
-summary is copied to ``BOOK_SUMMARY``, inside the package, so that the chapter finds it wherever it runs.
+Everything lands in ``--out``: a run directory per variant and the result files, ``<variant>.json`` (the
+``hmr_core.evaluate`` JSON plus the variant's overrides and its training sessions and time) and
+``summary.json`` (one row per variant and split, with the command, device, date and budget). Reruns are
+honest (``prepare_run``): an interrupted variant resumes, a finished one is skipped (and its evaluation
+reused), a run with a smaller budget is continued only where that gives the run the new budget would
+train (a constant learning rate), and anything else is refused with a message, before any training; the
+summary's budget is the step every variant's checkpoint holds. The book's measured summary is copied to
+``BOOK_SUMMARY``, inside the package, so that the chapter finds it wherever it runs.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from hmr_core.checkpoints import CHECKPOINT_NAME, read_checkpoint
 from hmr_core.config import TrainConfig, make_config
 from hmr_core.evaluate import evaluate_checkpoint, results_json
 
-# The book's ablation: ``summary.json`` of an H100 run, copied here; chapter "Evaluation" shows it when it exists.
+# The book's ablation: the ``summary.json`` of docs/results/ablation.md, copied here; chapter "Evaluation" shows it.
 BOOK_SUMMARY = Path(__file__).parent / "data" / "ablation_summary.json"
 
 VARIANTS: dict[str, dict] = {
@@ -49,8 +54,9 @@ VARIANTS: dict[str, dict] = {
     "2d_only": {"hide_3d_fraction": 1.0},
     "2d_only_no_adversarial": {"hide_3d_fraction": 1.0, "adversarial": False},
 }
-SUMMARY_FIELDS = ("mpjpe_mm", "pa_mpjpe_mm", "limit_violation_rate", "joints_outside_limits",
-                  "self_penetration_rate", "pck2d_010")
+SUMMARY_FIELDS = ("mpjpe_mm", "pa_mpjpe_mm", "pck2d_010", "limit_violation_rate", "joints_outside_limits",
+                  "self_penetration_rate", "root_angle_median_deg")
+SESSIONS_NAME = "ablation_sessions.json"  # in each variant's run directory: its training sessions
 
 
 def variant_config(base: TrainConfig, name: str, out_dir: str | Path) -> TrainConfig:
@@ -70,27 +76,115 @@ def trained_steps(run_dir: str | Path) -> int:
     return int(read_checkpoint(path)["step"]) if path.is_file() else 0
 
 
+def prepare_run(config: TrainConfig) -> None:
+    """Make sure the variant's run directory holds this very run, or one that can honestly be continued to it.
+
+    A run started with the same configuration is resumed (or skipped when finished). A run with a smaller
+    budget and a constant learning rate is continued to the new one: its batches and rates depend on the
+    step alone, so it becomes the run that the larger budget would have trained (``config.json`` gets the
+    new ``max_steps``). Anything else is refused: a cosine schedule ends at the run's own ``max_steps``,
+    a run cannot be cut back to fewer steps, and a run trained with other settings is another experiment.
+
+    Raises:
+        ValueError: naming the run directory and the settings that differ.
+    """
+    path = Path(config.run_dir) / "config.json"
+    if not path.is_file() or not (Path(config.run_dir) / CHECKPOINT_NAME).is_file():
+        return  # nothing trained yet: training starts afresh
+    stored = TrainConfig.from_json(path)
+    old, new = dataclasses.asdict(stored), dataclasses.asdict(config)
+    differ = sorted(key for key in new if old[key] != new[key])
+    if not differ:
+        return
+    done = trained_steps(config.run_dir)
+    if differ == ["max_steps"] and config.lr_schedule == "constant" and config.max_steps >= done:
+        TrainConfig.from_dict({**old, "max_steps": config.max_steps}).to_json(path)
+        return
+    why = (f"its cosine schedule ended at its own max_steps ({old['max_steps']}), so more steps would not be "
+           "the run this budget trains" if differ == ["max_steps"] and config.lr_schedule == "cosine" else
+           f"it has trained {done} steps, more than the {config.max_steps} asked" if differ == ["max_steps"] else
+           "it is another experiment")
+    settings = ", ".join(f"{key}={old[key]!r} (asked: {new[key]!r})" for key in differ)
+    raise ValueError(f"{config.run_dir} holds a run trained with {settings}; it cannot become this variant: "
+                     f"{why}. Use another --out, or the settings it was started with")
+
+
 def train_variant(config: TrainConfig) -> float:
-    """Train (or resume, or skip if finished) one variant; returns the seconds spent training here."""
+    """Train (or resume, or skip if finished) one variant; returns the seconds spent training here.
+
+    Each session that trains is appended to ``run_dir/ablation_sessions.json`` (steps, seconds, device).
+
+    Raises:
+        ValueError: from ``prepare_run``.
+        RuntimeError: if the checkpoint does not reach ``config.max_steps``.
+    """
+    from hmr_core.evaluate import choose_device, device_name
     from hmr_core.train import train
 
+    prepare_run(config)
     done = trained_steps(config.run_dir)
     if done >= config.max_steps:
         return 0.0
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     start = time.perf_counter()
     train(config, resume=done > 0)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    reached = trained_steps(config.run_dir)
+    if reached != config.max_steps:
+        raise RuntimeError(f"{config.run_dir} stopped at step {reached}, not at its budget of {config.max_steps}")
+    sessions = training_sessions(config.run_dir)
+    sessions.append({"started": started, "seconds": seconds, "from_step": done, "to_step": reached,
+                     "device": device_name(choose_device(config.device)), "torch": torch.__version__})
+    (Path(config.run_dir) / SESSIONS_NAME).write_text(json.dumps(sessions, indent=1))
+    return seconds
+
+
+def training_sessions(run_dir: str | Path) -> list[dict]:
+    """The training sessions recorded in ``run_dir`` (empty if none were)."""
+    path = Path(run_dir) / SESSIONS_NAME
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def summary_rows(name: str, results: dict) -> list[dict]:
-    """One row per split: Θ_T's numbers of ``SUMMARY_FIELDS`` from a ``results_json`` dict."""
-    return [{"variant": name, "split": split, **{k: r["final"][k] for k in SUMMARY_FIELDS}}
+    """One row per split: Θ_T's numbers of ``SUMMARY_FIELDS`` from a ``results_json`` dict, the steps it
+    was trained for, and the same numbers per IEF iteration (t = 1…T)."""
+    return [{"variant": name, "split": split, "steps": results["step"],
+             **{k: r["final"][k] for k in SUMMARY_FIELDS},
+             "per_iteration": {k: r["per_iteration"][k] for k in SUMMARY_FIELDS}}
             for split, r in results["results"].items()]
+
+
+def evaluate_variant(config: TrainConfig, name: str, out_dir: Path, seconds: float, splits: list[str],
+                     eval_workers: int, max_eval_samples: int | None) -> dict:
+    """``<variant>.json``: the evaluation of the variant's checkpoint, reused when an earlier one of the same
+    checkpoint step, splits and sample count exists and nothing was trained since."""
+    path = out_dir / f"{name}.json"
+    request = {"splits": splits, "max_samples": max_eval_samples}
+    steps = trained_steps(config.run_dir)
+    earlier = json.loads(path.read_text()) if seconds == 0.0 and path.is_file() else {}
+    if earlier.get("eval_request") == request and earlier.get("step") == steps:
+        return earlier
+    sessions = training_sessions(config.run_dir)
+    if not sessions and earlier.get("step") == steps and earlier.get("train_seconds_this_session"):
+        # A record of this checkpoint from before sessions were kept: the session that trained it is the one
+        # it timed (its first step is not known).
+        sessions = [{"started": None, "seconds": earlier["train_seconds_this_session"], "from_step": None,
+                     "to_step": steps, "device": earlier["device"], "torch": None}]
+        (Path(config.run_dir) / SESSIONS_NAME).write_text(json.dumps(sessions, indent=1))
+    results, info = evaluate_checkpoint(config.run_dir, "synthetic", config.data_dir, splits, device=config.device,
+                                        batch_size=config.batch_size, workers=eval_workers,
+                                        max_samples=max_eval_samples, progress=False)
+    info["checkpoint"] = f"{name}/{CHECKPOINT_NAME}"
+    record = {**results_json(results, info), "variant": name, "overrides": VARIANTS[name], "eval_request": request,
+              "train_seconds": sum(s["seconds"] for s in sessions) if sessions else None,
+              "train_sessions": sessions, "train_seconds_this_session": seconds}
+    path.write_text(json.dumps(record, indent=2))
+    return record
 
 
 def run_ablation(base: TrainConfig, out_dir: str | Path, variants: Iterable[str] = tuple(VARIANTS),
                  splits: Iterable[str] = ("test", "ood"), eval_workers: int = 4,
-                 max_eval_samples: int | None = None) -> dict:
+                 max_eval_samples: int | None = None, command: str | None = None) -> dict:
     """Train and evaluate every variant; write ``<variant>.json`` and ``summary.json`` into ``out_dir``.
 
     Args:
@@ -100,30 +194,40 @@ def run_ablation(base: TrainConfig, out_dir: str | Path, variants: Iterable[str]
         splits: synthetic splits to evaluate.
         eval_workers: data-loading processes for evaluation.
         max_eval_samples: per split (None: all).
+        command: the command line, recorded in the summary.
 
     Returns:
-        The summary dict that ``summary.json`` holds.
+        The summary dict that ``summary.json`` holds; its budget is the steps every variant's checkpoint
+        holds (``train_variant`` makes each reach ``base.max_steps``, or fails).
+
+    Raises:
+        ValueError: for an unknown variant, or a run in ``out_dir`` that cannot become the one asked for
+            (``prepare_run``), before anything is trained.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    variants = list(variants)
+    variants, splits = list(variants), list(splits)
     configs = [variant_config(base, name, out_dir) for name in variants]  # unknown names fail before training
-    rows = []
+    for config in configs:  # and so do runs that cannot be continued
+        prepare_run(config)
+    rows, records = [], {}
     for name, config in zip(variants, configs):
         seconds = train_variant(config)
-        results, info = evaluate_checkpoint(config.run_dir, "synthetic", config.data_dir, splits, device=config.device,
-                                            batch_size=config.batch_size, workers=eval_workers,
-                                            max_samples=max_eval_samples, progress=False)
-        info["checkpoint"] = f"{name}/{CHECKPOINT_NAME}"
-        record = {**results_json(results, info), "variant": name, "overrides": VARIANTS[name],
-                  "train_seconds_this_session": seconds}
-        (out_dir / f"{name}.json").write_text(json.dumps(record, indent=2))
-        rows += summary_rows(name, record)
+        records[name] = evaluate_variant(config, name, out_dir, seconds, splits, eval_workers, max_eval_samples)
+        rows += summary_rows(name, records[name])
+    steps = {r["steps"] for r in rows}
+    if steps != {base.max_steps}:
+        raise RuntimeError(f"the variants hold checkpoints at steps {sorted(steps)}, not at the budget {base.max_steps}")
+    first = records[variants[0]]
     summary = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": info["device"], "torch": torch.__version__,
+        "command": command, "device": first["device"], "torch": torch.__version__,
+        "train_devices": sorted({s["device"] for r in records.values() for s in r.get("train_sessions") or []}),
         "budget": {"steps": base.max_steps, "batch_size": base.batch_size, "images": base.max_steps * base.batch_size},
+        "train_seconds": {name: records[name].get("train_seconds") for name in variants},
         "base_config": dataclasses.asdict(base), "variants": {n: VARIANTS[n] for n in variants}, "rows": rows,
+        "mean_body": {split: {k: r["mean_body"][k] for k in SUMMARY_FIELDS}
+                      for split, r in first["results"].items()},
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -148,20 +252,23 @@ def main(argv=None) -> int:
     from hmr_core.train import parse_overrides
 
     parser = argparse.ArgumentParser(prog="python -m hmr_core.ablate", description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="synthetic_h100", help="the base configuration")
+    parser.add_argument("--preset", default="book_cpu", help="the base configuration (the book's: book_cpu)")
     parser.add_argument("--steps", type=int, required=True, help="training steps of every variant (the budget)")
     parser.add_argument("--data-dir", default="data/synthetic", help="synthetic shards: train, test, ood")
     parser.add_argument("--out", default="runs/ablations", help="runs and result files")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--splits", nargs="+", default=["test", "ood"])
     parser.add_argument("--max-eval-samples", type=int, help="per split (default: all)")
+    parser.add_argument("--eval-workers", type=int, default=4, help="data-loading processes for evaluation")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides (JSON values)")
     args = parser.parse_args(argv)
     try:
         base = make_config(args.preset, data="synthetic", data_dir=args.data_dir, max_steps=args.steps,
                            **parse_overrides(args.set))
-        summary = run_ablation(base, args.out, args.variants, args.splits, max_eval_samples=args.max_eval_samples)
-    except (FileNotFoundError, CheckpointError, DatasetError, ValueError) as err:
+        command = " ".join(["python -m hmr_core.ablate", *(sys.argv[1:] if argv is None else argv)])
+        summary = run_ablation(base, args.out, args.variants, args.splits, args.eval_workers, args.max_eval_samples,
+                               command)
+    except (FileNotFoundError, CheckpointError, DatasetError, ValueError, RuntimeError) as err:
         sys.exit(f"error: {err}")
     print(format_summary(summary))
     print(f"results in {args.out}/summary.json and {args.out}/<variant>.json")
