@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import torch
 
 from hmr_core.checkpoints import CHECKPOINT_NAME, read_checkpoint
@@ -57,6 +58,10 @@ VARIANTS: dict[str, dict] = {
 SUMMARY_FIELDS = ("mpjpe_mm", "pa_mpjpe_mm", "pck2d_010", "limit_violation_rate", "joints_outside_limits",
                   "self_penetration_rate", "root_angle_median_deg")
 SESSIONS_NAME = "ablation_sessions.json"  # in each variant's run directory: its training sessions
+# The chapter's figure: the first images of the test split predicted by every variant (``prediction_grid``).
+BOOK_FIGURE = Path(__file__).parent / "data" / "ablation_predictions.png"
+FIGURE_INDICES = (0, 1, 2, 3)
+TRUE_BODY_COLOR = (0.45, 0.75, 0.45)  # the true body in the side views; predictions keep the render colour
 
 
 def variant_config(base: TrainConfig, name: str, out_dir: str | Path) -> TrainConfig:
@@ -233,6 +238,70 @@ def run_ablation(base: TrainConfig, out_dir: str | Path, variants: Iterable[str]
     return summary
 
 
+def side_view(vertices: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """(V, 3) camera-frame vertices seen from the camera's right: depth becomes the horizontal axis.
+
+    Args:
+        vertices: (V, 3) points in the camera frame (x right, y down, z away from the camera).
+        centre: (3,) the point the view turns about (the true body's centre, so that every body of a
+            figure row is placed alike).
+    """
+    # a quarter turn about the camera's y axis: z (depth) → x, x → -z
+    rotation = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+    return (vertices - centre) @ rotation.T
+
+
+def prediction_grid(out_dir: str | Path, data_dir: str | Path, variants: Iterable[str], split: str = "test",
+                    indices: Iterable[int] = FIGURE_INDICES, size: int = 128) -> np.ndarray:
+    """The same images predicted by every variant, for the chapter's figure.
+
+    Two rows per image: the crop and each variant's Θ_T mesh over it (what the camera sees), then the true
+    body and each variant's body seen from the side (the depth that 2D keypoints leave open), all side views
+    of a row in one frame around the true body.
+
+    Args:
+        out_dir: the ablation's ``--out`` (a run directory per variant).
+        data_dir: the synthetic shards.
+        variants: names from ``VARIANTS``, one column each.
+        split: which split the images come from.
+        indices: the images of the split.
+        size: the side of each tile, pixels.
+
+    Returns:
+        (2 · images · size, (1 + variants) · size, 3) uint8 image grid.
+    """
+    from PIL import Image
+
+    from hmr_core.checkpoints import load_model
+    from hmr_core.evaluate import predict_batch
+    from hmr_core.render import fit_cam, render_mesh
+    from hmr_core.synthetic import SyntheticDataset
+
+    dataset = SyntheticDataset(data_dir, split)
+    samples = [dataset[i] for i in indices]
+    images = torch.stack([s["img"] for s in samples])  # (N, 3, 224, 224)
+    crops = [np.asarray(Image.fromarray((s["img"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+                        .resize((size, size), Image.BILINEAR)) for s in samples]
+    models = {name: load_model(Path(out_dir) / name) for name in variants}
+    smpl = next(iter(models.values())).smpl
+    faces = smpl.faces.cpu().numpy()
+    with torch.no_grad():
+        truth = smpl(betas=torch.stack([s["betas"] for s in samples]).float(),
+                     pose=torch.stack([s["pose"] for s in samples]).float()).vertices.numpy()  # (N, V, 3)
+    preds = {name: predict_batch(m.hmr, m.smpl, images) for name, m in models.items()}
+    rows = []
+    for i, crop in enumerate(crops):
+        centre = truth[i].mean(0)
+        cam = fit_cam(side_view(truth[i], centre), margin=0.3)
+        front, side = [crop], [render_mesh(side_view(truth[i], centre), faces, cam, size=size, color=TRUE_BODY_COLOR)]
+        for name, pred in preds.items():
+            vertices = pred.vertices[i, -1].numpy()
+            front.append(render_mesh(vertices, faces, pred.cam[i, -1].numpy(), image=crop, alpha=0.8))
+            side.append(render_mesh(side_view(vertices, vertices.mean(0)), faces, cam, size=size))
+        rows += [np.concatenate(front, axis=1), np.concatenate(side, axis=1)]
+    return np.concatenate(rows, axis=0)
+
+
 def format_summary(summary: dict) -> str:
     """The ablation table as Markdown (errors in mm, shares in %)."""
     lines = [f"{summary['device']}, {summary['date']}; every variant {summary['budget']['steps']} steps of "
@@ -260,6 +329,7 @@ def main(argv=None) -> int:
     parser.add_argument("--splits", nargs="+", default=["test", "ood"])
     parser.add_argument("--max-eval-samples", type=int, help="per split (default: all)")
     parser.add_argument("--eval-workers", type=int, default=4, help="data-loading processes for evaluation")
+    parser.add_argument("--figure", help="also write prediction_grid of the first test images to this PNG")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides (JSON values)")
     args = parser.parse_args(argv)
     try:
@@ -270,6 +340,11 @@ def main(argv=None) -> int:
                                command)
     except (FileNotFoundError, CheckpointError, DatasetError, ValueError, RuntimeError) as err:
         sys.exit(f"error: {err}")
+    if args.figure:
+        from PIL import Image
+
+        Image.fromarray(prediction_grid(args.out, args.data_dir, args.variants)).save(args.figure, optimize=True)
+        print(f"figure: {args.figure}")
     print(format_summary(summary))
     print(f"results in {args.out}/summary.json and {args.out}/<variant>.json")
     return 0

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -66,6 +67,13 @@ def test_ablation_trains_evaluates_writes_results_and_resumes(tmp_path, data_dir
     assert (out / "full" / "checkpoint.pt").stat().st_mtime_ns == mtime
     assert json.loads((out / "full.json").read_text())["train_seconds"] == summary["train_seconds"]["full"]
     assert again["rows"] == summary["rows"]
+    # The chapter's figure: per image a row over the crop and a row of side views, a column per variant.
+    grid = ablate.prediction_grid(out, data_dir, ["full", "single_iteration"], indices=(0, 1), size=32)
+    assert grid.shape == (4 * 32, 3 * 32, 3) and grid.dtype == np.uint8
+    crop = grid[:32, :32]
+    for column in (1, 2):
+        assert (grid[:32, 32 * column: 32 * (column + 1)] != crop).any()  # a mesh over the crop
+        assert (grid[32:64, 32 * column: 32 * (column + 1)] != 255).any()  # a body seen from the side
 
 
 def test_a_rerun_continues_to_a_larger_budget_or_refuses(tmp_path, data_dir):
