@@ -151,11 +151,12 @@ def training_sessions(run_dir: str | Path) -> list[dict]:
 
 
 def summary_rows(name: str, results: dict) -> list[dict]:
-    """One row per split: Θ_T's numbers of ``SUMMARY_FIELDS`` from a ``results_json`` dict, the steps it
-    was trained for, and the same numbers per IEF iteration (t = 1…T)."""
-    return [{"variant": name, "split": split, "steps": results["step"],
+    """One row per split: Θ_T's numbers of ``SUMMARY_FIELDS`` from a ``<variant>.json`` dict, the steps it
+    was trained for, the same numbers per IEF iteration (t = 1…T), and Θ_T's errors per image."""
+    return [{"variant": name, "split": split, "steps": results["step"], "num_samples": r["num_samples"],
              **{k: r["final"][k] for k in SUMMARY_FIELDS},
-             "per_iteration": {k: r["per_iteration"][k] for k in SUMMARY_FIELDS}}
+             "per_iteration": {k: r["per_iteration"][k] for k in SUMMARY_FIELDS},
+             "samples": results.get("samples", {}).get(split)}
             for split, r in results["results"].items()]
 
 
@@ -167,7 +168,7 @@ def evaluate_variant(config: TrainConfig, name: str, out_dir: Path, seconds: flo
     request = {"splits": splits, "max_samples": max_eval_samples}
     steps = trained_steps(config.run_dir)
     earlier = json.loads(path.read_text()) if seconds == 0.0 and path.is_file() else {}
-    if earlier.get("eval_request") == request and earlier.get("step") == steps:
+    if earlier.get("eval_request") == request and earlier.get("step") == steps and "samples" in earlier:
         return earlier
     sessions = training_sessions(config.run_dir)
     if not sessions and earlier.get("step") == steps and earlier.get("train_seconds_this_session"):
@@ -180,7 +181,12 @@ def evaluate_variant(config: TrainConfig, name: str, out_dir: Path, seconds: flo
                                         batch_size=config.batch_size, workers=eval_workers,
                                         max_samples=max_eval_samples, progress=False)
     info["checkpoint"] = f"{name}/{CHECKPOINT_NAME}"
+    # Θ_T's errors per image (0.1 mm), in split order: the variants see the same images, so the chapter can
+    # compare them image by image (a paired difference and its standard error).
+    samples = {r.name: {"mpjpe_mm": np.round(r.sample_mpjpe_mm, 1).tolist(),
+                        "pa_mpjpe_mm": np.round(r.sample_pa_mpjpe_mm, 1).tolist()} for r in results}
     record = {**results_json(results, info), "variant": name, "overrides": VARIANTS[name], "eval_request": request,
+              "samples": samples,
               "train_seconds": sum(s["seconds"] for s in sessions) if sessions else None,
               "train_sessions": sessions, "train_seconds_this_session": seconds}
     path.write_text(json.dumps(record, indent=2))

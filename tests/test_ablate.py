@@ -57,6 +57,9 @@ def test_ablation_trains_evaluates_writes_results_and_resumes(tmp_path, data_dir
     assert json.loads((out / "summary.json").read_text())["rows"] == summary["rows"]
     assert "| full | test |" in ablate.format_summary(summary)
     assert summary["command"] is None and all(r["steps"] == 2 for r in summary["rows"])
+    for row in summary["rows"]:  # per image, in split order, averaging to the row's numbers
+        assert len(row["samples"]["pa_mpjpe_mm"]) == row["num_samples"] == 4
+        assert abs(np.mean(row["samples"]["pa_mpjpe_mm"]) - row["pa_mpjpe_mm"]) < 0.1
     assert all(len(r["per_iteration"]["pa_mpjpe_mm"]) == (1 if r["variant"] == "single_iteration" else 3)
                for r in summary["rows"])
     sessions = record["train_sessions"]
