@@ -55,7 +55,8 @@ def test_ablation_trains_evaluates_writes_results_and_resumes(tmp_path, data_dir
     assert len(record["results"]["test"]["per_iteration"]["pa_mpjpe_mm"]) == 1  # T = 1
     assert read_checkpoint(out / "full")["step"] == 2
     assert json.loads((out / "summary.json").read_text())["rows"] == summary["rows"]
-    assert "| full | test |" in ablate.format_summary(summary)
+    table = ablate.format_summary(summary)
+    assert "| full | test |" in table and "| Θ_0 (mean body) | ood |" in table
     assert summary["command"] is None and all(r["steps"] == 2 for r in summary["rows"])
     for row in summary["rows"]:  # per image, in split order, averaging to the row's numbers
         assert len(row["samples"]["pa_mpjpe_mm"]) == row["num_samples"] == 4
