@@ -1,4 +1,4 @@
-"""Ablations of HMR in the synthetic world: ``python -m hmr_core.ablate --preset book_cpu --steps 600``.
+"""Ablations of HMR in the synthetic world: ``python -m hmr_core.ablate --preset book_cpu --steps 800``.
 
 Each variant is the base configuration with one part of HMR taken away, trained for the same number of
 steps at the same batch size (the same budget), on the same images in the same order, from the same seeds,
@@ -60,6 +60,7 @@ VARIANTS: dict[str, dict] = {
 }
 SUMMARY_FIELDS = ("mpjpe_mm", "pa_mpjpe_mm", "pck2d_010", "limit_violation_rate", "joints_outside_limits",
                   "self_penetration_rate", "root_angle_median_deg")
+LOG_FIELDS = ("kp_2d", "joints_3d", "smpl", "adv_encoder", "d_out_real", "d_out_fake")  # late_training_log
 SESSIONS_NAME = "ablation_sessions.json"  # in each variant's run directory: its training sessions
 # The chapter's figure: the first images of the test split predicted by every variant (``prediction_grid``).
 BOOK_FIGURE = Path(__file__).parent / "data" / "ablation_predictions.png"
@@ -85,36 +86,46 @@ def trained_steps(run_dir: str | Path) -> int:
 
 
 def prepare_run(config: TrainConfig) -> None:
-    """Make sure the variant's run directory holds this very run, or one that can honestly be continued to it.
+    """Check that the variant's run directory holds this very run, or one
+    that can honestly be continued to it.
 
-    A run started with the same configuration is resumed (or skipped when finished). A run with a smaller
-    budget and a constant learning rate is continued to the new one: its batches and rates depend on the
-    step alone, so it becomes the run that the larger budget would have trained (``config.json`` gets the
-    new ``max_steps``). Anything else is refused: a cosine schedule ends at the run's own ``max_steps``,
-    a run cannot be cut back to fewer steps, and a run trained with other settings is another experiment.
+    A run started with the same configuration is resumed (or skipped when
+    finished). A run with a smaller budget and a constant learning rate is
+    continued to the new one: its batches and rates depend on the step
+    alone, so it becomes the run that the larger budget would have trained
+    (``config.json`` gets the new ``max_steps``). Anything else is refused:
+    a cosine schedule ends at the run's own ``max_steps``, a run cannot be
+    cut back to fewer steps, and a run with other settings is another
+    experiment.
 
     Raises:
         ValueError: naming the run directory and the settings that differ.
     """
-    path = Path(config.run_dir) / "config.json"
-    if not path.is_file() or not (Path(config.run_dir) / CHECKPOINT_NAME).is_file():
+    run_dir = Path(config.run_dir)
+    if not (run_dir / CHECKPOINT_NAME).is_file():
         return  # nothing trained yet: training starts afresh
-    stored = TrainConfig.from_json(path)
-    old, new = dataclasses.asdict(stored), dataclasses.asdict(config)
+    old = dataclasses.asdict(TrainConfig.from_json(run_dir / "config.json"))
+    new = dataclasses.asdict(config)
     differ = sorted(key for key in new if old[key] != new[key])
     if not differ:
         return
-    done = trained_steps(config.run_dir)
-    if differ == ["max_steps"] and config.lr_schedule == "constant" and config.max_steps >= done:
-        TrainConfig.from_dict({**old, "max_steps": config.max_steps}).to_json(path)
-        return
-    why = (f"its cosine schedule ended at its own max_steps ({old['max_steps']}), so more steps would not be "
-           "the run this budget trains" if differ == ["max_steps"] and config.lr_schedule == "cosine" else
-           f"it has trained {done} steps, more than the {config.max_steps} asked" if differ == ["max_steps"] else
-           "it is another experiment")
-    settings = ", ".join(f"{key}={old[key]!r} (asked: {new[key]!r})" for key in differ)
-    raise ValueError(f"{config.run_dir} holds a run trained with {settings}; it cannot become this variant: "
-                     f"{why}. Use another --out, or the settings it was started with")
+    done = trained_steps(run_dir)
+    if differ == ["max_steps"]:
+        if config.lr_schedule == "constant" and config.max_steps >= done:
+            TrainConfig.from_dict(new).to_json(run_dir / "config.json")
+            return
+        why = (f"it has trained {done} steps, more than the "
+               f"{config.max_steps} asked" if config.max_steps < done else
+               f"its {config.lr_schedule} schedule ends at its own "
+               f"max_steps ({old['max_steps']}), so more steps would not "
+               "make the run this budget trains")
+    else:
+        why = "it is another experiment"
+    settings = ", ".join(f"{key}={old[key]!r} (asked: {new[key]!r})"
+                         for key in differ)
+    raise ValueError(f"{run_dir} holds a run trained with {settings}; it "
+                     f"cannot become this variant: {why}. Use another "
+                     "--out, or the settings it was started with")
 
 
 def train_variant(config: TrainConfig) -> float:
@@ -151,6 +162,19 @@ def training_sessions(run_dir: str | Path) -> list[dict]:
     """The training sessions recorded in ``run_dir`` (empty if none were)."""
     path = Path(run_dir) / SESSIONS_NAME
     return json.loads(path.read_text()) if path.is_file() else []
+
+
+def late_training_log(run_dir: str | Path) -> dict[str, float]:
+    """Means of the training log over the second half of the run: the unweighted losses and, with the
+    prior, the discriminator's mean output on real bodies and on the predictions (1: "real", 0: "fake").
+
+    Raises:
+        FileNotFoundError: if the run has no ``history.json`` (it writes one when it finishes).
+    """
+    history = json.loads((Path(run_dir) / "history.json").read_text())
+    late = [h for h in history if h["step"] > history[-1]["step"] // 2]
+    keys = [k for k in LOG_FIELDS if all(k in h for h in late)]
+    return {k: float(np.mean([h[k] for h in late])) for k in keys}
 
 
 def summary_rows(name: str, results: dict) -> list[dict]:
@@ -239,6 +263,7 @@ def run_ablation(base: TrainConfig, out_dir: str | Path, variants: Iterable[str]
         "train_devices": sorted({s["device"] for r in records.values() for s in r.get("train_sessions") or []}),
         "budget": {"steps": base.max_steps, "batch_size": base.batch_size, "images": base.max_steps * base.batch_size},
         "train_seconds": {name: records[name].get("train_seconds") for name in variants},
+        "late_training_log": {name: late_training_log(config.run_dir) for name, config in zip(variants, configs)},
         "base_config": dataclasses.asdict(base), "variants": {n: VARIANTS[n] for n in variants}, "rows": rows,
         "mean_body": {split: {k: r["mean_body"][k] for k in SUMMARY_FIELDS}
                       for split, r in first["results"].items()},

@@ -58,6 +58,8 @@ def test_ablation_trains_evaluates_writes_results_and_resumes(tmp_path, data_dir
     table = ablate.format_summary(summary)
     assert "| full | test |" in table and "| Θ_0 (mean body) | ood |" in table
     assert summary["command"] is None and all(r["steps"] == 2 for r in summary["rows"])
+    log = summary["late_training_log"]
+    assert set(log["full"]) == set(ablate.LOG_FIELDS) and log["full"]["joints_3d"] > 0
     for row in summary["rows"]:  # per image, in split order, averaging to the row's numbers
         assert len(row["samples"]["pa_mpjpe_mm"]) == row["num_samples"] == 4
         assert abs(np.mean(row["samples"]["pa_mpjpe_mm"]) - row["pa_mpjpe_mm"]) < 0.1
@@ -100,7 +102,7 @@ def test_a_rerun_continues_to_a_larger_budget_or_refuses(tmp_path, data_dir):
     cosine = tmp_path / "cosine"
     ablate.run_ablation(small_base(data_dir, lr_schedule="cosine"), cosine, ["full"], splits=["test"],
                         eval_workers=0)
-    with pytest.raises(ValueError, match="cosine schedule ended at its own max_steps \\(2\\)"):
+    with pytest.raises(ValueError, match="cosine schedule ends at its own max_steps \\(2\\)"):
         ablate.run_ablation(small_base(data_dir, lr_schedule="cosine", max_steps=4), cosine, ["full"],
                             splits=["test"], eval_workers=0)
     assert read_checkpoint(cosine / "full")["step"] == 2
