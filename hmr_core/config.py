@@ -71,6 +71,9 @@ class TrainConfig:
     adv_weight: float = 1.0  # on L_adv for the encoder and on the discriminator's loss (code: d_loss_weight = 1)
     adversarial: bool = True  # False trains the encoder alone (the paper's "no prior" ablation)
     supervise_all_iterations: bool = False  # the official code supervises only Θ_T; True averages over t
+    # Share of the training samples whose 3D labels (joints, θ, β) are hidden (has_3d = has_smpl = 0), chosen
+    # from the seed: 1 is the paper's "unpaired" setting, 2D keypoints alone on the same images.
+    hide_3d_fraction: float = 0.0
     # --- optimisation (paper, Sec. 4: Adam, encoder 1e-5, discriminator 1e-4, batch 64, 55 epochs) --
     encoder_lr: float = 1e-5
     disc_lr: float = 1e-4

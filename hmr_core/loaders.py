@@ -112,6 +112,58 @@ def has_3d_labels(dataset: Dataset) -> np.ndarray:
     return np.ones(len(dataset), dtype=bool)
 
 
+class HiddenLabels(Dataset):
+    """A dataset whose samples marked ``hidden`` come without 3D labels: ``has_3d`` and ``has_smpl`` are 0,
+    and ``joints_3d``, ``pose`` and ``betas`` are zeros, so no loss can read them. Images and 2D keypoints
+    are unchanged (the "unpaired" setting of HMR, Sec. 4.3, on the same images).
+
+    Args:
+        dataset: samples as ``hmr_core.datasets.Sample`` dicts.
+        hidden: (N,) bool, the samples to serve without 3D labels.
+    """
+
+    def __init__(self, dataset: Dataset, hidden: np.ndarray):
+        hidden = np.asarray(hidden, dtype=bool)
+        if hidden.shape != (len(dataset),):
+            raise ValueError(f"hidden must be ({len(dataset)},) for this dataset, got {hidden.shape}")
+        self.dataset, self.hidden = dataset, hidden
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def has_3d(self) -> np.ndarray:
+        """(N,) bool: the sample still has 3D labels (what the batch sampler balances)."""
+        return has_3d_labels(self.dataset) & ~self.hidden
+
+    def __getitem__(self, index: int):
+        sample = self.dataset[index]
+        if not self.hidden[index]:
+            return sample
+        return {**sample, "joints_3d": torch.zeros_like(sample["joints_3d"]), "pose": torch.zeros_like(sample["pose"]),
+                "betas": torch.zeros_like(sample["betas"]), "has_3d": torch.zeros_like(sample["has_3d"]),
+                "has_smpl": torch.zeros_like(sample["has_smpl"])}
+
+
+def hide_3d_labels(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
+    """``dataset`` with the 3D labels of ``round(fraction · N)`` samples hidden (``HiddenLabels``).
+
+    Which samples lose them depends only on (seed, N), so every epoch, and a resumed run, hides the same
+    ones; a fraction of 0 returns ``dataset`` itself.
+
+    Raises:
+        ValueError: for a fraction outside [0, 1].
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"hide_3d_fraction must be in [0, 1], got {fraction}")
+    if fraction == 0.0:
+        return dataset
+    hidden = np.zeros(len(dataset), dtype=bool)
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(_seed(seed, 13))).numpy()
+    hidden[order[:round(fraction * len(dataset))]] = True
+    return HiddenLabels(dataset, hidden)
+
+
 def make_loader(dataset: Dataset, config: TrainConfig, start_step: int = 0, rank: int = 0, world_size: int = 1,
                 evaluation: bool = False) -> DataLoader:
     """The training loader (resumable batches) or, with ``evaluation``, a plain ordered loader.

@@ -34,7 +34,8 @@ from hmr_core.discriminator import NUM_BODY_JOINTS, FactorizedDiscriminator
 from hmr_core.encoder import load_imagenet_weights
 from hmr_core.evaluate import ground_truth_joints, joint_errors
 from hmr_core.hmr import HMR, predict_bodies
-from hmr_core.loaders import build_data, check_batch_finite, check_training_data, make_loader, sample_pose_pool
+from hmr_core.loaders import (build_data, check_batch_finite, check_training_data, hide_3d_labels, make_loader,
+                              sample_pose_pool)
 from hmr_core.regressor import mean_theta
 
 
@@ -556,6 +557,7 @@ def _train(config: TrainConfig, resume: bool, data, changes: dict) -> list[dict]
     data = build_data(config) if data is None else data
     check_training_data(data)
     train_set, eval_set, pose_pool = data.train_set, data.eval_set, data.pose_pool
+    train_set = hide_3d_labels(train_set, config.hide_3d_fraction, config.seed)  # the "unpaired" setting at 1
     smpl = SMPL(config.model_path).to(rt.device)
     models = build_models(config, initial_theta(pose_pool), rt.device)
     hmr, disc, enc_opt, disc_opt = models.hmr, models.disc, models.encoder_optimizer, models.disc_optimizer
