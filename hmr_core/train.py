@@ -475,6 +475,8 @@ def train(config: TrainConfig, resume: bool = False, data=None, changes: dict | 
         raise FileNotFoundError(f"{run_dir} holds no run to resume (no config.json); start it without --resume")
     if changes and not resume:
         raise ValueError("changes are for a resumed run; pass the fields in config instead")
+    if not resume:
+        check_paper_inputs(config)  # a refused run leaves no run directory behind
     with run_directory_lock(run_dir, enabled=int(os.environ.get("RANK", "0")) == 0):
         return _train(config, resume, data, changes or {})
 
