@@ -498,7 +498,7 @@ def evaluation_sets(data: str, data_dir: str | Path, splits: Iterable[str] = ("t
         ValueError: for an unknown data kind or dataset; ``DatasetError`` for missing or empty files.
     """
     if data == "synthetic":
-        from hmr_core.synthetic import SyntheticDataset
+        from hmr_core.synthetic_shards import SyntheticDataset
 
         return [EvalSet(split, SyntheticDataset(data_dir, split, augment=None), SYNTHETIC_PROTOCOL.format(split=split))
                 for split in splits]

@@ -10,7 +10,7 @@ from hmr_core.config import make_config
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    from hmr_core.synthetic import write_split
+    from hmr_core.synthetic_write import write_split
 
     root = tmp_path_factory.mktemp("synthetic")
     write_split(root, "train", 8, shard_size=8, backend="numpy", progress=False)

@@ -31,7 +31,7 @@ def save_checkpoint(path, hmr, model_name, config=None, drop=()):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from hmr_core.synthetic import write_split
+    from hmr_core.synthetic_write import write_split
 
     root = tmp_path_factory.mktemp("eval")
     torch.manual_seed(0)
@@ -58,7 +58,7 @@ def test_load_model_restores_the_checkpoint(run, loaded):
 
 
 def test_numbers_equal_a_direct_computation_with_metrics(run, loaded):
-    from hmr_core.synthetic import SyntheticDataset
+    from hmr_core.synthetic_shards import SyntheticDataset
 
     dataset = SyntheticDataset(run / "synthetic", "test")
     capsules = body_capsules(loaded.smpl)
