@@ -35,7 +35,7 @@ from hmr_core.augment import (
 from hmr_core.datasets import DatasetError, Sample
 from hmr_core.synthetic import LABEL_SHAPES, _seed_range
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("hmr_core.synthetic")  # one logger for all of the synthetic world
 
 SHARD_PATTERN = "{split}_{index:05d}.npz"
 

@@ -33,7 +33,7 @@ from hmr_core.synthetic import (
 )
 from hmr_core.synthetic_shards import ShardError, shard_is_complete, shard_path, write_shard
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("hmr_core.synthetic")  # one logger for all of the synthetic world
 
 _DESCRIPTION = "The synthetic world: rendered bodies with exact ground truth, generated anywhere from a seed."
 
