@@ -37,7 +37,8 @@ import torch
 
 from hmr_core.checkpoints import CHECKPOINT_NAME, read_checkpoint
 from hmr_core.config import TrainConfig, make_config
-from hmr_core.evaluate import evaluate_checkpoint, results_json
+from hmr_core.evaluate import results_json
+from hmr_core.evaluate_run import evaluate_checkpoint
 
 # The book's ablation: ``summary.json`` of an H100 run, copied here; chapter "Evaluation" shows it when it exists.
 BOOK_SUMMARY = Path(__file__).parent / "data" / "ablation_summary.json"

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from hmr_core import constants, evaluate
+from hmr_core import constants, evaluate, evaluate_run
 from hmr_core.body_model import SMPL
 from hmr_core.checkpoints import CHECKPOINT_NAME, CheckpointError
 from hmr_core.camera import normalized_to_pixel
@@ -150,7 +150,7 @@ def test_ground_truth_from_smpl_labels_when_there_are_no_3d_joints(loaded):
 
 def test_command_line_prints_tables_and_writes_the_documented_json(run, capsys):
     out = run / "results.json"
-    evaluate.main(["--checkpoint", str(run / "run"), "--data-dir", str(run / "synthetic"), "--splits", "test",
+    evaluate_run.main(["--checkpoint", str(run / "run"), "--data-dir", str(run / "synthetic"), "--splits", "test",
                    "--device", "cpu", "--workers", "0", "--batch-size", "4", "--max-samples", "4", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "protocol:" in printed and "per IEF iteration: test" in printed and "PA-MPJPE" in printed
@@ -174,7 +174,7 @@ def test_missing_checkpoint_says_where_it_looked(tmp_path):
     with pytest.raises(FileNotFoundError, match="has no checkpoint.pt"):
         evaluate.load_model(tmp_path)
     with pytest.raises(SystemExit, match="error: no checkpoint"):
-        evaluate.main(["--checkpoint", str(tmp_path / "nope.pt"), "--data-dir", str(tmp_path)])
+        evaluate_run.main(["--checkpoint", str(tmp_path / "nope.pt"), "--data-dir", str(tmp_path)])
 
 
 def test_checkpoint_missing_keys_are_named(tmp_path, loaded):
@@ -206,23 +206,23 @@ def test_empty_data_is_an_error(tmp_path, loaded):
     with pytest.raises(ValueError, match="no samples"):
         evaluate.evaluate_dataset(loaded.hmr, loaded.smpl, [], "empty", capsules=body_capsules(None))
     with pytest.raises(DatasetError, match="no 'test' shards"):
-        evaluate.evaluation_sets("synthetic", tmp_path, ["test"])
+        evaluate_run.evaluation_sets("synthetic", tmp_path, ["test"])
     with pytest.raises(ValueError, match="no test protocol for dataset 'mpii'"):
-        evaluate.evaluation_sets("real", tmp_path, datasets=["mpii"])
+        evaluate_run.evaluation_sets("real", tmp_path, datasets=["mpii"])
 
 
 def test_command_line_checks_out_before_evaluating(run, tmp_path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("the evaluation ran before the arguments were checked")
 
-    monkeypatch.setattr(evaluate, "evaluate_checkpoint", never)
+    monkeypatch.setattr(evaluate_run, "evaluate_checkpoint", never)
     common = ["--checkpoint", str(run / "run"), "--data-dir", str(run / "synthetic"), "--splits", "test"]
     with pytest.raises(SystemExit, match=r"error: --out .* is a directory; give the JSON file to write"):
-        evaluate.main(common + ["--out", str(tmp_path)])
+        evaluate_run.main(common + ["--out", str(tmp_path)])
     with pytest.raises(SystemExit, match=r"error: --batch-size must be ≥ 1, got 0"):
-        evaluate.main(common + ["--batch-size", "0"])
+        evaluate_run.main(common + ["--batch-size", "0"])
     with pytest.raises(SystemExit, match=r"error: --workers must be ≥ 0, got -1"):
-        evaluate.main(common + ["--workers", "-1"])
+        evaluate_run.main(common + ["--workers", "-1"])
 
 
 def test_a_missing_image_read_in_a_worker_is_one_clear_line(run, tmp_path, capsys):
@@ -234,7 +234,7 @@ def test_a_missing_image_read_in_a_worker_is_one_clear_line(run, tmp_path, capsy
                           image_folder="lsp_dataset")
     (root / "lsp_dataset" / "im00002.jpg").unlink()
     with pytest.raises(SystemExit) as caught:
-        evaluate.main(["--checkpoint", str(run / "run"), "--data", "real", "--data-dir", str(root), "--datasets",
+        evaluate_run.main(["--checkpoint", str(run / "run"), "--data", "real", "--data-dir", str(root), "--datasets",
                        "lsp", "--device", "cpu", "--workers", "1", "--batch-size", "2"])
     message = str(caught.value)
     assert message.startswith("error: ") and message.endswith("im00002.jpg does not exist"), message
