@@ -7,7 +7,7 @@ from torch.testing import assert_close
 
 from hmr_core import constants, evaluate, evaluate_run
 from hmr_core.body_model import SMPL
-from hmr_core.checkpoints import CHECKPOINT_NAME, CheckpointError
+from hmr_core.checkpoints import CHECKPOINT_NAME, CheckpointError, load_model
 from hmr_core.camera import normalized_to_pixel
 from hmr_core.config import make_config
 from hmr_core.hmr import HMR, predict_bodies
@@ -45,7 +45,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(run):
-    return evaluate.load_model(run / "run", "cpu")
+    return load_model(run / "run", "cpu")
 
 
 def test_load_model_restores_the_checkpoint(run, loaded):
@@ -170,9 +170,9 @@ def test_command_line_prints_tables_and_writes_the_documented_json(run, capsys):
 
 def test_missing_checkpoint_says_where_it_looked(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
-        evaluate.load_model(tmp_path / "nope.pt")
+        load_model(tmp_path / "nope.pt")
     with pytest.raises(FileNotFoundError, match="has no checkpoint.pt"):
-        evaluate.load_model(tmp_path)
+        load_model(tmp_path)
     with pytest.raises(SystemExit, match="error: no checkpoint"):
         evaluate_run.main(["--checkpoint", str(tmp_path / "nope.pt"), "--data-dir", str(tmp_path)])
 
@@ -180,13 +180,13 @@ def test_missing_checkpoint_says_where_it_looked(tmp_path):
 def test_checkpoint_missing_keys_are_named(tmp_path, loaded):
     path = save_checkpoint(tmp_path / "c.pt", loaded.hmr, loaded.model_name, drop=("config", "model_name"))
     with pytest.raises(CheckpointError, match=r"missing key\(s\) \['config', 'model_name'\]"):
-        evaluate.load_model(path)
+        load_model(path)
 
 
 def test_checkpoint_of_another_body_model_is_refused(tmp_path, loaded):
     path = save_checkpoint(tmp_path / "c.pt", loaded.hmr, "SMPL_NEUTRAL")
     with pytest.raises(CheckpointError, match="'SMPL_NEUTRAL'.*--model-path"):
-        evaluate.load_model(path)
+        load_model(path)
 
 
 def test_weights_that_do_not_fit_are_named(tmp_path, loaded):
@@ -194,10 +194,10 @@ def test_weights_that_do_not_fit_are_named(tmp_path, loaded):
                 "config": json.dumps(dataclasses.asdict(loaded.config)), "step": 1, "model_name": loaded.model_name},
                tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match=r"missing \['regressor.fc1.weight'\]"):
-        evaluate.load_model(tmp_path / "c.pt")
+        load_model(tmp_path / "c.pt")
     (tmp_path / "text.pt").write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match="text.pt is not a readable checkpoint"):
-        evaluate.load_model(tmp_path / "text.pt")
+        load_model(tmp_path / "text.pt")
 
 
 def test_empty_data_is_an_error(tmp_path, loaded):
