@@ -29,7 +29,6 @@ This module holds the world's configuration, its seeds and the generator; the re
 Letters in shapes: N images, K keypoints (19), J LSP joints (14), V vertices, F faces, H/W image.
 """
 
-
 from __future__ import annotations
 
 import math
