@@ -145,7 +145,7 @@ def format_summary(summary: dict) -> str:
 
 def main(argv=None) -> int:
     from hmr_core.checkpoints import CheckpointError
-    from hmr_core.datasets import DatasetError
+    from hmr_core.annotations import DatasetError
     from hmr_core.train import parse_overrides
 
     parser = argparse.ArgumentParser(prog="python -m hmr_core.ablate", description=__doc__.split("\n")[0])

@@ -24,7 +24,7 @@ Which samples count: 3D metrics use the samples that have 3D joints, or SMPL lab
 joints are computed with the evaluated body model (3DPW in SPIN's files); only the joints with
 confidence > 0 enter, and a sample without both hips is left out of the 3D metrics. SPIN's Human3.6M
 and MPI-INF-3DHP files have no LSP head top in slot 13; their head joint (slot 18) stands in for it, as
-in HMR's code (``datasets.spin_to_joints_3d``), so both are measured on 14 joints. 2D metrics use the samples with at least one visible
+in HMR's code (``annotations.spin_to_joints_3d``), so both are measured on 14 joints. 2D metrics use the samples with at least one visible
 LSP keypoint. The plausibility measures use every sample.
 
 Human3.6M's protocols. Papers use "protocol 1/2" in two incompatible ways:

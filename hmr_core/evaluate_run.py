@@ -111,7 +111,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, data_dir: str | Path,
         FileNotFoundError, CheckpointError, DatasetError, ModelFileError, ValueError: as ``load_model`` and
             ``evaluation_sets``.
     """
-    from hmr_core.datasets import DatasetError
+    from hmr_core.annotations import DatasetError
 
     device = choose_device(device)
     loaded = load_model(checkpoint, device, model_path)
@@ -140,7 +140,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str, data_dir: str | Path,
 # Command line
 # --------------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
-    from hmr_core.datasets import DatasetError
+    from hmr_core.annotations import DatasetError
     from hmr_core.model_files import ModelFileError
 
     parser = argparse.ArgumentParser(prog="python -m hmr_core.evaluate", description=evaluate.__doc__.split("\n")[0])

@@ -32,7 +32,8 @@ from hmr_core.augment import (
     sample_augment_params,
     warp_image,
 )
-from hmr_core.datasets import DatasetError, Sample
+from hmr_core.annotations import DatasetError
+from hmr_core.datasets import Sample
 from hmr_core.synthetic import LABEL_SHAPES, _seed_range
 
 logger = logging.getLogger("hmr_core.synthetic")  # one logger for all of the synthetic world

@@ -201,7 +201,7 @@ def test_weights_that_do_not_fit_are_named(tmp_path, loaded):
 
 
 def test_empty_data_is_an_error(tmp_path, loaded):
-    from hmr_core.datasets import DatasetError
+    from hmr_core.annotations import DatasetError
 
     with pytest.raises(ValueError, match="no samples"):
         evaluate.evaluate_dataset(loaded.hmr, loaded.smpl, [], "empty", capsules=body_capsules(None))
