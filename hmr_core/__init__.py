@@ -3,10 +3,12 @@
 SMPL from scratch (``rotation``, ``lbs``, ``body_model``, ``model_files``), the open body model
 (``open_body_model``, ``anny_bodies``, ``anny_to_smpl``, ``open_body_fit``), the camera and rendering
 (``camera``, ``render``, ``interactive``), data (``joint_limits``, ``self_contact``, ``archetypes``,
-``pose_prior``, ``pose_pool``, ``synthetic``, ``datasets``, ``augment``, ``sampling``, ``loaders``), the
-network and its training (``encoder``, ``regressor``, ``discriminator``, ``hmr``, ``losses``, ``config``,
-``train``), evaluation (``metrics``, ``evaluate``, ``demo``) and benchmarks (``bench``). See README.md for the
-commands.
+``pose_prior``, ``pose_pool``, ``synthetic`` with ``synthetic_appearance``, ``synthetic_camera``,
+``synthetic_shards``, ``synthetic_write`` and ``synthetic_batch``, ``annotations``, ``datasets``,
+``augment``, ``sampling``, ``loaders``), the network and its training (``encoder``, ``regressor``,
+``discriminator``, ``hmr``, ``losses``, ``config``, ``train``), evaluation (``metrics``, ``evaluate``,
+``evaluate_run``, ``demo``) and benchmarks (``bench`` and one ``bench_*`` module per benchmark). See
+README.md for the commands.
 """
 
 __all__ = ["SMPL", "SMPLOutput"]

@@ -45,7 +45,8 @@ import torch
 
 from hmr_core.checkpoints import CHECKPOINT_NAME, read_checkpoint
 from hmr_core.config import TrainConfig, make_config
-from hmr_core.evaluate import evaluate_checkpoint, results_json
+from hmr_core.evaluate import results_json
+from hmr_core.evaluate_run import evaluate_checkpoint
 
 # The book's ablation: the ``summary.json`` of docs/results/ablation.md, copied here; chapter "Evaluation" shows it.
 BOOK_SUMMARY = Path(__file__).parent / "data" / "ablation_summary.json"
@@ -310,7 +311,7 @@ def prediction_grid(out_dir: str | Path, data_dir: str | Path, variants: Iterabl
     from hmr_core.checkpoints import load_model
     from hmr_core.evaluate import predict_batch
     from hmr_core.render import fit_cam, render_mesh
-    from hmr_core.synthetic import SyntheticDataset
+    from hmr_core.synthetic_shards import SyntheticDataset
 
     dataset = SyntheticDataset(data_dir, split)
     samples = [dataset[i] for i in indices]
@@ -363,7 +364,7 @@ def format_summary(summary: dict) -> str:
 
 def main(argv=None) -> int:
     from hmr_core.checkpoints import CheckpointError
-    from hmr_core.datasets import DatasetError
+    from hmr_core.annotations import DatasetError
     from hmr_core.train import parse_overrides
 
     parser = argparse.ArgumentParser(prog="python -m hmr_core.ablate", description=__doc__.split("\n")[0])

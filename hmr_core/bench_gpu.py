@@ -2,15 +2,15 @@
 
 In one command it measures, each against its baseline in the same run:
 
-1. SMPL forward+backward at batch 192, ``hmr_core`` against ``smplx`` (``bench.bench_smpl``);
-2. the HMR training step (``bench.bench_train``: the trainer's encoder and discriminator steps) at batch
-   64 and 256 in fp32, in bf16 + channels-last, and with ``torch.compile`` added, against the SPIN-style
-   step that ``bench_train`` times in the same run and a bare encoder step (ResNet-50 forward, backward
-   and Adam, with the same precision and memory layout);
+1. SMPL forward+backward at batch 192, ``hmr_core`` against ``smplx`` (``bench_smpl.bench_smpl``);
+2. the HMR training step (``bench_train.bench_train``: the trainer's encoder and discriminator steps) at
+   batch 64 and 256 in fp32, in bf16 + channels-last, and with ``torch.compile`` added, against the
+   SPIN-style step that ``bench_train`` times in the same run and a bare encoder step (ResNet-50 forward,
+   backward and Adam, with the same precision and memory layout);
 3. the synthetic world's images per second: ``synthetic.SyntheticWorld`` (one image at a time) against
    ``synthetic_batch.BatchedWorld`` (batches), in this process;
 4. the data loader's samples per second with all cores: the trainer's loader drawing the synthetic world
-   on the fly (``data='synthetic_online'``), and ``bench.bench_data`` over JPEGs;
+   on the fly (``data='synthetic_online'``), and ``bench_data.bench_data`` over JPEGs;
 5. a short training run on on-the-fly synthetic data, with its evaluation.
 
 It writes ``DIR/gpu_bench.json`` (every number) and ``DIR/gpu_bench.md`` (a table), both with device,
@@ -94,7 +94,7 @@ def bare_encoder_step(batch_size: int, device: torch.device, bf16: bool, channel
 
     The ceiling for the full HMR step at the same settings (no regressor, SMPL, losses or discriminator).
     """
-    from hmr_core.bench import _time_steps
+    from hmr_core.bench_train import _time_steps
     from hmr_core.encoder import build_encoder
 
     model = build_encoder(encoder).to(device)
@@ -140,7 +140,7 @@ def synthetic_rates(sizes: GpuBenchSizes, device: torch.device) -> dict:
 
 def loader_rates(sizes: GpuBenchSizes) -> dict:
     """Samples per second of the trainer's loader drawing the world on the fly with all cores, and over JPEGs."""
-    from hmr_core import bench, loaders
+    from hmr_core import bench_data, loaders
     from hmr_core.augment import AugmentConfig
     from hmr_core.config import make_config
     from hmr_core.synthetic_batch import OnTheFlySynthetic
@@ -157,7 +157,7 @@ def loader_rates(sizes: GpuBenchSizes) -> dict:
     online = count / (time.perf_counter() - start)
     del batches, loader
     with contextlib.redirect_stdout(io.StringIO()):
-        jpeg = bench.bench_data(sizes.jpeg_images, [workers], min(64, sizes.jpeg_images // 2))
+        jpeg = bench_data.bench_data(sizes.jpeg_images, [workers], min(64, sizes.jpeg_images // 2))
     return {"workers": workers, "online_synthetic_samples_per_s": online, "online_startup_s": startup,
             "jpeg_samples_per_s": jpeg[0][1]}
 
@@ -201,7 +201,7 @@ def run(out: str | Path, quick: bool = False, device: str | None = None) -> dict
     Raises:
         ValueError: if ``out`` is a file.
     """
-    from hmr_core import bench
+    from hmr_core import bench, bench_smpl, bench_train
     from hmr_core.evaluate import device_name
 
     out = Path(out)
@@ -225,7 +225,7 @@ def run(out: str | Path, quick: bool = False, device: str | None = None) -> dict
         results[name + "_seconds"] = time.perf_counter() - start
 
     def smpl():
-        (batch, ours, theirs), = bench.bench_smpl((sizes.smpl_batch,), str(device), sizes.smpl_repeats)
+        (batch, ours, theirs), = bench_smpl.bench_smpl((sizes.smpl_batch,), str(device), sizes.smpl_repeats)
         return {"batch": batch, "hmr_core_ms": ours, "smplx_ms": theirs, "speedup": theirs / ours}
 
     def train_steps():
@@ -236,11 +236,11 @@ def run(out: str | Path, quick: bool = False, device: str | None = None) -> dict
         for label, bf16, channels_last, compile in settings:
             if not cuda and bf16:
                 continue  # the trainer applies bf16 and channels-last on CUDA only
-            table = bench.bench_train(sizes.train_batches, str(device), sizes.train_steps, sizes.train_warmup,
-                                      data="random", bf16=bf16, channels_last=channels_last, compile=compile,
-                                      image_size=sizes.train_image_size, encoder=sizes.train_encoder,
-                                      pose_pool_size=sizes.train_pose_pool,
-                                      baseline_batch_size=None if cuda else min(sizes.train_batches))
+            table = bench_train.bench_train(sizes.train_batches, str(device), sizes.train_steps, sizes.train_warmup,
+                                            data="random", bf16=bf16, channels_last=channels_last, compile=compile,
+                                            image_size=sizes.train_image_size, encoder=sizes.train_encoder,
+                                            pose_pool_size=sizes.train_pose_pool,
+                                            baseline_batch_size=None if cuda else min(sizes.train_batches))
             for row in table:
                 encoder_rate = float("nan")
                 if row.step == "HMR":

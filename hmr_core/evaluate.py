@@ -24,7 +24,7 @@ Which samples count: 3D metrics use the samples that have 3D joints, or SMPL lab
 joints are computed with the evaluated body model (3DPW in SPIN's files); only the joints with
 confidence > 0 enter, and a sample without both hips is left out of the 3D metrics. SPIN's Human3.6M
 and MPI-INF-3DHP files have no LSP head top in slot 13; their head joint (slot 18) stands in for it, as
-in HMR's code (``datasets.spin_to_joints_3d``), so both are measured on 14 joints. 2D metrics use the samples with at least one visible
+in HMR's code (``annotations.spin_to_joints_3d``), so both are measured on 14 joints. 2D metrics use the samples with at least one visible
 LSP keypoint. The plausibility measures use every sample.
 
 Human3.6M's protocols. Papers use "protocol 1/2" in two incompatible ways:
@@ -55,19 +55,18 @@ and ``results``: per dataset or split, ``EvalResult.to_dict()`` (``final``: Θ_T
 ``per_iteration``: lists over t = 1…T; ``mean_body``: Θ_0's numbers; ``per_joint_mm``: Θ_T's error per
 joint).
 
+This module holds the metrics of a batch and of a dataset and their tables; which data to evaluate,
+loading a checkpoint and the command line are in ``evaluate_run``.
+
 Letters in shapes: B batch, N samples, T IEF iterations, K keypoints, J joints (14).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
 import math
 import platform
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, NamedTuple
 
 import numpy as np
@@ -76,7 +75,6 @@ import torch
 from hmr_core import constants
 from hmr_core.body_model import SMPL
 from hmr_core.camera import normalized_to_pixel
-from hmr_core.checkpoints import CheckpointError, load_model
 from hmr_core.hmr import HMR, BodyPrediction, eval_mode, predict_bodies
 from hmr_core.rotation import axis_angle_to_matrix
 from hmr_core.metrics import (
@@ -470,58 +468,6 @@ def evaluate_dataset(model: HMR, smpl: SMPL, loader: Iterable[dict], name: str =
 
 
 # --------------------------------------------------------------------------------------------------
-# Which data
-# --------------------------------------------------------------------------------------------------
-class EvalSet(NamedTuple):
-    """A dataset to evaluate and how to label it."""
-
-    name: str
-    dataset: torch.utils.data.Dataset
-    protocol: str
-
-
-def evaluation_sets(data: str, data_dir: str | Path, splits: Iterable[str] = ("test", "ood"),
-                    datasets: Iterable[str] = ()) -> list[EvalSet]:
-    """The datasets a command line names.
-
-    Args:
-        data: "synthetic" (shards of ``hmr_core.synthetic``) or "real" (SPIN-format files).
-        data_dir: the shards' folder, or the root of the real datasets.
-        splits: synthetic splits ("test", "ood").
-        datasets: real datasets (``REAL_TEST_SPLITS``'s keys); "h36m" gives both protocols, and
-            "h36m:test_p2" one split.
-
-    Returns:
-        ``EvalSet`` per row of the table.
-
-    Raises:
-        ValueError: for an unknown data kind or dataset; ``DatasetError`` for missing or empty files.
-    """
-    if data == "synthetic":
-        from hmr_core.synthetic import SyntheticDataset
-
-        return [EvalSet(split, SyntheticDataset(data_dir, split, augment=None), SYNTHETIC_PROTOCOL.format(split=split))
-                for split in splits]
-    if data != "real":
-        raise ValueError(f"--data must be 'synthetic' or 'real', got {data!r}")
-    from hmr_core.datasets import open_dataset
-
-    datasets = list(datasets)
-    if not datasets:
-        raise ValueError(f"--data real needs --datasets, some of {sorted(REAL_TEST_SPLITS)}")
-    out = []
-    for item in datasets:
-        name, _, split = item.partition(":")
-        if name not in REAL_TEST_SPLITS:
-            raise ValueError(f"no test protocol for dataset {name!r}; choose from {sorted(REAL_TEST_SPLITS)}")
-        rows = [r for r in REAL_TEST_SPLITS[name] if not split or r[0] == split]
-        if not rows:
-            raise ValueError(f"{name} has no test split {split!r}; it has {[r[0] for r in REAL_TEST_SPLITS[name]]}")
-        out += [EvalSet(label, open_dataset(name, data_dir, s, augment=None), note) for s, label, note in rows]
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------------------------------
 def _fmt(value: float, kind: str) -> str:
@@ -601,101 +547,7 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def without_worker_traceback(err: Exception) -> str:
-    """The message of an error raised in a DataLoader worker, without the worker's traceback that the
-    loader wraps around it ("Caught ... in DataLoader worker process 0. Original Traceback ...")."""
-    text = str(err)
-    if "Original Traceback" not in text:
-        return text
-    marker = f"{type(err).__module__}.{type(err).__qualname__}: "
-    for prefix in (marker, f"{type(err).__qualname__}: "):
-        if prefix in text:
-            return text.rsplit(prefix, 1)[1].strip()
-    return text.strip().splitlines()[-1]
-
-
-def evaluate_checkpoint(checkpoint: str | Path, data: str, data_dir: str | Path, splits: Iterable[str] = ("test", "ood"),
-                        datasets: Iterable[str] = (), device: str = "auto", batch_size: int = 64, workers: int = 4,
-                        max_samples: int | None = None, model_path: str | Path | None = None,
-                        progress: bool = True) -> tuple[list[EvalResult], dict]:
-    """Load a checkpoint and evaluate it on the datasets named (what the command line does).
-
-    Returns:
-        ``(results, info)``: an ``EvalResult`` per dataset, and ``checkpoint``, ``step``, ``model_name``,
-        ``device``, ``date`` for ``format_report`` and ``results_json``.
-
-    Raises:
-        FileNotFoundError, CheckpointError, DatasetError, ModelFileError, ValueError: as ``load_model`` and
-            ``evaluation_sets``.
-    """
-    from hmr_core.datasets import DatasetError
-
-    device = choose_device(device)
-    loaded = load_model(checkpoint, device, model_path)
-    results = []
-    for name, dataset, protocol in evaluation_sets(data, data_dir, splits, datasets):
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                             pin_memory=device.type == "cuda")
-        try:
-            results.append(evaluate_dataset(loaded.hmr, loaded.smpl, loader, name, protocol, max_samples=max_samples,
-                                            progress=progress))
-        except Exception as err:  # a bad image or shard, read in a worker process: its message alone
-            if "Original Traceback" not in str(err):
-                raise
-            try:
-                clean = type(err)(without_worker_traceback(err))
-            except Exception:  # an exception class that takes other arguments
-                clean = DatasetError(without_worker_traceback(err))
-            raise clean from None
-    info = {"checkpoint": str(loaded.path), "step": loaded.step, "model_name": loaded.model_name,
-            "device": device_name(device),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    return results, info
-
-
-# --------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------
-def main(argv=None) -> int:
-    from hmr_core.datasets import DatasetError
-    from hmr_core.model_files import ModelFileError
-
-    parser = argparse.ArgumentParser(prog="python -m hmr_core.evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="a run directory or its checkpoint.pt")
-    parser.add_argument("--data", choices=("synthetic", "real"), default="synthetic")
-    parser.add_argument("--data-dir", required=True, help="synthetic shards, or the root of the real datasets")
-    parser.add_argument("--splits", nargs="+", default=["test", "ood"], help="synthetic splits")
-    parser.add_argument("--datasets", nargs="+", default=[], help=f"real datasets: {sorted(REAL_TEST_SPLITS)} "
-                        "(h36m: both protocols; h36m:test_p2 one of them)")
-    parser.add_argument("--model-path", help="body-model file (default: the one the run used)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=4, help="data-loading processes")
-    parser.add_argument("--max-samples", type=int, help="per dataset (default: all)")
-    parser.add_argument("--out", help="write all numbers to this JSON file")
-    args = parser.parse_args(argv)
-    try:
-        # Arguments first, before any evaluation.
-        for flag, value, low in (("--batch-size", args.batch_size, 1), ("--workers", args.workers, 0),
-                                 ("--max-samples", args.max_samples, 1)):
-            if value is not None and value < low:
-                raise ValueError(f"{flag} must be ≥ {low}, got {value}")
-        if args.out:
-            if Path(args.out).is_dir():
-                raise ValueError(f"--out {args.out} is a directory; give the JSON file to write, e.g. "
-                                 f"{Path(args.out) / 'results.json'}")
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        results, info = evaluate_checkpoint(args.checkpoint, args.data, args.data_dir, args.splits, args.datasets,
-                                            args.device, args.batch_size, args.workers, args.max_samples,
-                                            args.model_path)
-    except (FileNotFoundError, FileExistsError, CheckpointError, DatasetError, ModelFileError, ValueError) as err:
-        sys.exit(f"error: {err}")
-    print(format_report(results, info))
-    if args.out:
-        Path(args.out).write_text(json.dumps(results_json(results, info), indent=2))
-        print(f"wrote {args.out}")
-    return 0
-
-
 if __name__ == "__main__":
+    from hmr_core.evaluate_run import main
+
     sys.exit(main())

@@ -222,7 +222,7 @@ def build_data(config: TrainConfig) -> TrainingData:
     pose_pool = build_pose_pool(config)
     if config.data == "synthetic":
         from hmr_core.augment import AugmentConfig
-        from hmr_core.synthetic import SyntheticDataset
+        from hmr_core.synthetic_shards import SyntheticDataset
 
         augment = AugmentConfig() if config.augment else None
         # The test split is read only when the run evaluates (eval_every > 0).

@@ -53,7 +53,7 @@ def load_pose_pool(path: str | Path, num_betas: int = constants.NUM_BETAS) -> Po
     Raises:
         PosePoolError: naming the file and the missing key, wrong shape, or first non-finite row.
     """
-    from hmr_core.datasets import read_npz
+    from hmr_core.annotations import read_npz
 
     path = Path(path)
     arrays = read_npz(path, PosePoolError, "pose pool")

@@ -38,9 +38,6 @@ from hmr_core.pose_pool import save_pose_pool
 from hmr_core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from hmr_core.self_contact import BodyCapsules, default_capsules, self_penetration
 
-# Not used here: hmr_core.synthetic still imports body_capsules from this module.
-from hmr_core.self_contact import body_capsules  # noqa: F401
-
 
 @dataclass(frozen=True)
 class PosePriorConfig:

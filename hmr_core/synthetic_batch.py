@@ -10,7 +10,7 @@ backgrounds, occluders and camera effects) for a whole batch:
 1. bodies, cameras, clothes and light for all N images in torch (on the device of the body model: a
    GPU when there is one), with one SMPL pass;
 2. the renderer's fixed light and the random light baked into vertex colours (the same Lambert terms
-   the renderer and ``synthetic.light_vertex_colors`` apply), so OpenGL draws flat-shaded, interpolated
+   the renderer and ``synthetic_appearance.light_vertex_colors`` apply), so OpenGL draws flat-shaded, interpolated
    colours: the costly per-pixel lighting of pyrender's PBR shader is not run;
 3. backgrounds and occluders per image with the same functions as ``synthetic`` (``random_background``,
    ``draw_occluders``), from a NumPy generator seeded by the image's seed, and the camera effects
@@ -39,20 +39,10 @@ from hmr_core import camera, constants, render
 from hmr_core.augment import NO_AUGMENTATION, AugmentConfig
 from hmr_core.datasets import Sample
 from hmr_core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from hmr_core.synthetic import (
-    FACE_EYE,
-    FACE_MOUTH,
-    LABEL_SHAPES,
-    SPLIT_CONFIGS,
-    SyntheticDataset,
-    SyntheticWorld,
-    WorldConfig,
-    _check_seed,
-    _seed_range,
-    draw_occluders,
-    keypoint_visibility,
-    random_background,
-)
+from hmr_core.synthetic import LABEL_SHAPES, SPLIT_CONFIGS, SyntheticWorld, WorldConfig, _check_seed, _seed_range
+from hmr_core.synthetic_appearance import FACE_EYE, FACE_MOUTH, draw_occluders, random_background
+from hmr_core.synthetic_camera import keypoint_visibility
+from hmr_core.synthetic_shards import SyntheticDataset
 
 # Stream of a batch's NumPy generators, so that they never coincide with ``SyntheticWorld``'s per-seed ones.
 _IMAGE_STREAM = 1
@@ -80,7 +70,7 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
 
 
 def random_garment_colors(generator: torch.Generator, num: int) -> torch.Tensor:
-    """(N, 3) sRGB garment colours as ``synthetic._random_garment_color``: any hue, grey to saturated."""
+    """(N, 3) sRGB garment colours as ``synthetic_appearance._random_garment_color``: any hue, grey to saturated."""
     hue = _uniform(generator, 0.0, 1.0, num)
     sat = _uniform(generator, 0.0, 0.9, num) ** 1.3
     val = _uniform(generator, 0.12, 0.95, num)
@@ -100,7 +90,7 @@ def rotation_z(angle: torch.Tensor) -> torch.Tensor:
 
 
 def camera_global_orient(global_orient_smpl: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
-    """Batched ``synthetic.camera_global_orient``: R = R_z(roll) · R_x(pitch) · R_x(π) · R_smpl.
+    """Batched ``synthetic_camera.camera_global_orient``: R = R_z(roll) · R_x(pitch) · R_x(π) · R_smpl.
 
     Args:
         global_orient_smpl: (N, 3) axis-angle orientations in SMPL's frame.
@@ -116,7 +106,7 @@ def camera_global_orient(global_orient_smpl: torch.Tensor, pitch: torch.Tensor, 
 
 def frame_bodies(vertices_xy: torch.Tensor, generator: torch.Generator, config: WorldConfig,
                  img_size: int = constants.IMG_SIZE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batched ``synthetic.frame_body``: box diagonal, jittered scale and shift, truncation.
+    """Batched ``synthetic_camera.frame_body``: box diagonal, jittered scale and shift, truncation.
 
     Args:
         vertices_xy: (N, V, 2) x, y of the bodies in the camera frame, metres (float64).
@@ -183,7 +173,7 @@ class BatchedWorld:
 
     # ----------------------------------------------------------------------------------------------
     def vertex_colors(self, generator: torch.Generator, num: int, config: WorldConfig) -> torch.Tensor:
-        """(N, V, 3) clothing-like albedo, as ``synthetic.vertex_colors`` draws it for each image."""
+        """(N, V, 3) clothing-like albedo, as ``synthetic_appearance.vertex_colors`` draws it for each image."""
         names, dev = self.region_names, self.device
         skin_tones = torch.tensor(constants.SKIN_TONES, dtype=torch.float64)
         hair_colors = torch.tensor(constants.HAIR_COLORS, dtype=torch.float64)
@@ -222,7 +212,7 @@ class BatchedWorld:
 
     def lit_colors(self, colors: torch.Tensor, normals: torch.Tensor, generator: torch.Generator,
                    config: WorldConfig) -> torch.Tensor:
-        """Batched ``synthetic.light_vertex_colors``: c' = c · b · tint · (1 - k + k · |n·l|), (N, V, 3)."""
+        """Batched ``synthetic_appearance.light_vertex_colors``: c' = c · b · tint · (1 - k + k · |n·l|), (N, V, 3)."""
         num = len(colors)
         brightness = _uniform(generator, *config.light_brightness, num)
         tint = 1.0 + config.light_tint * _uniform(generator, -1.0, 1.0, num, 3)
@@ -344,7 +334,7 @@ class BatchedWorld:
 
 
 def camera_effects(images: torch.Tensor, generator: torch.Generator, config: WorldConfig) -> torch.Tensor:
-    """Batched ``synthetic.camera_effects``: exposure (gamma), white balance and sensor noise.
+    """Batched ``synthetic_appearance.camera_effects``: exposure (gamma), white balance and sensor noise.
 
     Args:
         images: (N, H, W, 3) uint8 images on any device.

@@ -13,6 +13,6 @@ def device(request):
 @pytest.fixture(scope="session")
 def smpl_sized_arrays():
     """Random arrays of the official SMPL's sizes, non-zero pose blend shapes included."""
-    from hmr_core.bench import random_smpl_arrays
+    from hmr_core.bench_smpl import random_smpl_arrays
 
     return random_smpl_arrays(seed=0)

@@ -11,7 +11,7 @@ from hmr_core.config import make_config
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    from hmr_core.synthetic import write_split
+    from hmr_core.synthetic_write import write_split
 
     root = tmp_path_factory.mktemp("synthetic")
     write_split(root, "train", 8, shard_size=8, backend="numpy", progress=False)
@@ -111,7 +111,7 @@ def test_a_rerun_continues_to_a_larger_budget_or_refuses(tmp_path, data_dir):
 
 def test_2d_only_trains_on_the_same_images_without_their_3d_labels(tmp_path, data_dir):
     from hmr_core.loaders import StepBatchSampler, has_3d_labels, hide_3d_labels
-    from hmr_core.synthetic import SyntheticDataset
+    from hmr_core.synthetic_shards import SyntheticDataset
 
     train = SyntheticDataset(data_dir, "train")
     hidden = hide_3d_labels(train, 1.0, seed=0)

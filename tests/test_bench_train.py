@@ -2,14 +2,14 @@ import math
 
 import pytest
 
-from hmr_core import bench
+from hmr_core import bench_train
 
 
 def test_train_bench_times_the_hmr_step_and_the_baseline_on_the_cpu(capsys, monkeypatch):
     """Tiny settings (batch 2, one warm-up and one timed step, random 64-pixel crops): both rows come back and print."""
-    monkeypatch.setattr(bench, "BENCH_POSE_POOL_SIZE", 64)  # drawing the pool is set-up, not timed
-    rows = bench.bench_train(batch_sizes=(2,), device="cpu", steps=1, warmup=1, data="random",
-                             baseline_batch_size=2, seed=0, image_size=64)  # small crops: quick on a CPU
+    monkeypatch.setattr(bench_train, "BENCH_POSE_POOL_SIZE", 64)  # drawing the pool is set-up, not timed
+    rows = bench_train.bench_train(batch_sizes=(2,), device="cpu", steps=1, warmup=1, data="random",
+                                   baseline_batch_size=2, seed=0, image_size=64)  # small crops: quick on a CPU
     assert [(row.step, row.batch) for row in rows] == [("baseline", 2), ("HMR", 2)]
     for row in rows:
         assert math.isfinite(row.images_per_s) and row.images_per_s > 0, row
@@ -28,9 +28,9 @@ def test_train_bench_times_the_hmr_step_and_the_baseline_on_the_cpu(capsys, monk
 
 def test_train_bench_rejects_unknown_data():
     with pytest.raises(ValueError, match="'synthetic' or 'random'"):
-        bench.bench_train(batch_sizes=(2,), device="cpu", data="imagenet")
+        bench_train.bench_train(batch_sizes=(2,), device="cpu", data="imagenet")
 
 
 def test_train_bench_keeps_synthetic_crops_at_their_size():
     with pytest.raises(ValueError, match="needs data='random'"):
-        bench.bench_train(batch_sizes=(2,), device="cpu", data="synthetic", image_size=64)
+        bench_train.bench_train(batch_sizes=(2,), device="cpu", data="synthetic", image_size=64)

@@ -6,7 +6,7 @@ import torch
 from torch.testing import assert_close
 
 from hmr_core import SMPL, constants
-from hmr_core.bench import make_smplx_model, random_smpl_arrays
+from hmr_core.bench_smpl import make_smplx_model, random_smpl_arrays
 from hmr_core.lbs import lbs
 from hmr_core.model_files import OPEN_MODEL_PATH, load_model_arrays
 

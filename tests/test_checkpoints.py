@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hmr_core.bench import random_smpl_arrays
+from hmr_core.bench_smpl import random_smpl_arrays
 from hmr_core.checkpoints import BOOK_MODEL, CheckpointError, load_model
 
 

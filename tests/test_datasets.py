@@ -8,17 +8,8 @@ from torch.testing import assert_close
 
 from hmr_core import constants
 from hmr_core.augment import NO_AUGMENTATION, AugmentConfig, AugmentParams
-from hmr_core.datasets import (
-    DATASETS,
-    DatasetError,
-    HMRDataset,
-    h36m_first_trial,
-    load_annotations,
-    open_dataset,
-    spin_to_joints_3d,
-    spin_to_keypoints,
-    write_fixture_dataset,
-)
+from hmr_core.annotations import DatasetError, load_annotations, spin_to_joints_3d, spin_to_keypoints
+from hmr_core.datasets import DATASETS, HMRDataset, h36m_first_trial, open_dataset, write_fixture_dataset
 
 
 @pytest.fixture()

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from hmr_core import constants, evaluate
+from hmr_core import constants, evaluate, evaluate_run
 from hmr_core.body_model import SMPL
-from hmr_core.checkpoints import CHECKPOINT_NAME, CheckpointError
+from hmr_core.checkpoints import CHECKPOINT_NAME, CheckpointError, load_model
 from hmr_core.camera import normalized_to_pixel
 from hmr_core.config import make_config
 from hmr_core.hmr import HMR, predict_bodies
@@ -31,7 +31,7 @@ def save_checkpoint(path, hmr, model_name, config=None, drop=()):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from hmr_core.synthetic import write_split
+    from hmr_core.synthetic_write import write_split
 
     root = tmp_path_factory.mktemp("eval")
     torch.manual_seed(0)
@@ -45,7 +45,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(run):
-    return evaluate.load_model(run / "run", "cpu")
+    return load_model(run / "run", "cpu")
 
 
 def test_load_model_restores_the_checkpoint(run, loaded):
@@ -58,7 +58,7 @@ def test_load_model_restores_the_checkpoint(run, loaded):
 
 
 def test_numbers_equal_a_direct_computation_with_metrics(run, loaded):
-    from hmr_core.synthetic import SyntheticDataset
+    from hmr_core.synthetic_shards import SyntheticDataset
 
     dataset = SyntheticDataset(run / "synthetic", "test")
     capsules = body_capsules(loaded.smpl)
@@ -150,7 +150,7 @@ def test_ground_truth_from_smpl_labels_when_there_are_no_3d_joints(loaded):
 
 def test_command_line_prints_tables_and_writes_the_documented_json(run, capsys):
     out = run / "results.json"
-    evaluate.main(["--checkpoint", str(run / "run"), "--data-dir", str(run / "synthetic"), "--splits", "test",
+    evaluate_run.main(["--checkpoint", str(run / "run"), "--data-dir", str(run / "synthetic"), "--splits", "test",
                    "--device", "cpu", "--workers", "0", "--batch-size", "4", "--max-samples", "4", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "protocol:" in printed and "per IEF iteration: test" in printed and "PA-MPJPE" in printed
@@ -170,23 +170,23 @@ def test_command_line_prints_tables_and_writes_the_documented_json(run, capsys):
 
 def test_missing_checkpoint_says_where_it_looked(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
-        evaluate.load_model(tmp_path / "nope.pt")
+        load_model(tmp_path / "nope.pt")
     with pytest.raises(FileNotFoundError, match="has no checkpoint.pt"):
-        evaluate.load_model(tmp_path)
+        load_model(tmp_path)
     with pytest.raises(SystemExit, match="error: no checkpoint"):
-        evaluate.main(["--checkpoint", str(tmp_path / "nope.pt"), "--data-dir", str(tmp_path)])
+        evaluate_run.main(["--checkpoint", str(tmp_path / "nope.pt"), "--data-dir", str(tmp_path)])
 
 
 def test_checkpoint_missing_keys_are_named(tmp_path, loaded):
     path = save_checkpoint(tmp_path / "c.pt", loaded.hmr, loaded.model_name, drop=("config", "model_name"))
     with pytest.raises(CheckpointError, match=r"missing key\(s\) \['config', 'model_name'\]"):
-        evaluate.load_model(path)
+        load_model(path)
 
 
 def test_checkpoint_of_another_body_model_is_refused(tmp_path, loaded):
     path = save_checkpoint(tmp_path / "c.pt", loaded.hmr, "SMPL_NEUTRAL")
     with pytest.raises(CheckpointError, match="'SMPL_NEUTRAL'.*--model-path"):
-        evaluate.load_model(path)
+        load_model(path)
 
 
 def test_weights_that_do_not_fit_are_named(tmp_path, loaded):
@@ -194,35 +194,35 @@ def test_weights_that_do_not_fit_are_named(tmp_path, loaded):
                 "config": json.dumps(dataclasses.asdict(loaded.config)), "step": 1, "model_name": loaded.model_name},
                tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match=r"missing \['regressor.fc1.weight'\]"):
-        evaluate.load_model(tmp_path / "c.pt")
+        load_model(tmp_path / "c.pt")
     (tmp_path / "text.pt").write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match="text.pt is not a readable checkpoint"):
-        evaluate.load_model(tmp_path / "text.pt")
+        load_model(tmp_path / "text.pt")
 
 
 def test_empty_data_is_an_error(tmp_path, loaded):
-    from hmr_core.datasets import DatasetError
+    from hmr_core.annotations import DatasetError
 
     with pytest.raises(ValueError, match="no samples"):
         evaluate.evaluate_dataset(loaded.hmr, loaded.smpl, [], "empty", capsules=body_capsules(None))
     with pytest.raises(DatasetError, match="no 'test' shards"):
-        evaluate.evaluation_sets("synthetic", tmp_path, ["test"])
+        evaluate_run.evaluation_sets("synthetic", tmp_path, ["test"])
     with pytest.raises(ValueError, match="no test protocol for dataset 'mpii'"):
-        evaluate.evaluation_sets("real", tmp_path, datasets=["mpii"])
+        evaluate_run.evaluation_sets("real", tmp_path, datasets=["mpii"])
 
 
 def test_command_line_checks_out_before_evaluating(run, tmp_path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("the evaluation ran before the arguments were checked")
 
-    monkeypatch.setattr(evaluate, "evaluate_checkpoint", never)
+    monkeypatch.setattr(evaluate_run, "evaluate_checkpoint", never)
     common = ["--checkpoint", str(run / "run"), "--data-dir", str(run / "synthetic"), "--splits", "test"]
     with pytest.raises(SystemExit, match=r"error: --out .* is a directory; give the JSON file to write"):
-        evaluate.main(common + ["--out", str(tmp_path)])
+        evaluate_run.main(common + ["--out", str(tmp_path)])
     with pytest.raises(SystemExit, match=r"error: --batch-size must be ≥ 1, got 0"):
-        evaluate.main(common + ["--batch-size", "0"])
+        evaluate_run.main(common + ["--batch-size", "0"])
     with pytest.raises(SystemExit, match=r"error: --workers must be ≥ 0, got -1"):
-        evaluate.main(common + ["--workers", "-1"])
+        evaluate_run.main(common + ["--workers", "-1"])
 
 
 def test_a_missing_image_read_in_a_worker_is_one_clear_line(run, tmp_path, capsys):
@@ -234,7 +234,7 @@ def test_a_missing_image_read_in_a_worker_is_one_clear_line(run, tmp_path, capsy
                           image_folder="lsp_dataset")
     (root / "lsp_dataset" / "im00002.jpg").unlink()
     with pytest.raises(SystemExit) as caught:
-        evaluate.main(["--checkpoint", str(run / "run"), "--data", "real", "--data-dir", str(root), "--datasets",
+        evaluate_run.main(["--checkpoint", str(run / "run"), "--data", "real", "--data-dir", str(root), "--datasets",
                        "lsp", "--device", "cpu", "--workers", "1", "--batch-size", "2"])
     message = str(caught.value)
     assert message.startswith("error: ") and message.endswith("im00002.jpg does not exist"), message

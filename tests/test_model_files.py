@@ -9,7 +9,7 @@ import torch
 from torch.testing import assert_close
 
 from hmr_core import SMPL, constants
-from hmr_core.bench import random_smpl_arrays
+from hmr_core.bench_smpl import random_smpl_arrays
 from hmr_core.model_files import (
     ModelFileError,
     OPEN_MODEL_PATH,

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from hmr_core import camera, constants, synthetic
+from hmr_core import camera, constants, synthetic, synthetic_camera, synthetic_shards, synthetic_write
 from hmr_core.augment import AugmentConfig, AugmentParams
 
 
@@ -60,9 +60,9 @@ def test_visibility_rules():
     keypoints = np.array([[0.0, 0.0], [0.5, -0.5], [1.2, 0.0], [0.0, -1.01], [-0.9, 0.9]])
     occluded = np.zeros((constants.IMG_SIZE, constants.IMG_SIZE), dtype=bool)
     occluded[100:124, 100:124] = True  # covers the centre (0, 0)
-    vis = synthetic.keypoint_visibility(keypoints, occluded)
+    vis = synthetic_camera.keypoint_visibility(keypoints, occluded)
     np.testing.assert_array_equal(vis, [0, 1, 0, 0, 1])
-    np.testing.assert_array_equal(synthetic.keypoint_visibility(keypoints, None), [1, 1, 0, 0, 1])
+    np.testing.assert_array_equal(synthetic_camera.keypoint_visibility(keypoints, None), [1, 1, 0, 0, 1])
 
 
 def test_generated_visibility(batch):
@@ -99,11 +99,11 @@ def test_split_seed_ranges_do_not_overlap():
 
 
 def test_resume_redoes_only_missing_shard(tmp_path):
-    first = synthetic.write_split(tmp_path, "test", 5, shard_size=2, backend="numpy", progress=False)
+    first = synthetic_write.write_split(tmp_path, "test", 5, shard_size=2, backend="numpy", progress=False)
     assert [p.name for p in first.written] == ["test_00000.npz", "test_00001.npz", "test_00002.npz"]
     before = {p.name: p.stat().st_mtime_ns for p in first.written}
     (tmp_path / "test_00001.npz").unlink()  # an interrupted run
-    second = synthetic.write_split(tmp_path, "test", 5, shard_size=2, backend="numpy", progress=False)
+    second = synthetic_write.write_split(tmp_path, "test", 5, shard_size=2, backend="numpy", progress=False)
     assert [p.name for p in second.written] == ["test_00001.npz"] and second.num_images == 2
     assert len(second.skipped) == 2
     for name in ("test_00000.npz", "test_00002.npz"):
@@ -111,14 +111,14 @@ def test_resume_redoes_only_missing_shard(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
     # the shards hold what generate_batch makes in memory
     direct = synthetic.generate_batch(synthetic.split_seeds("test", 5), "test", synthetic.default_world("numpy"))
-    data = synthetic.SyntheticDataset(tmp_path, "test")
+    data = synthetic_shards.SyntheticDataset(tmp_path, "test")
     assert len(data) == 5
     np.testing.assert_array_equal(data.image(3), direct["images"][3])
 
 
 def test_dataset_samples(tmp_path):
-    synthetic.write_split(tmp_path, "train", 3, shard_size=2, backend="numpy", progress=False)
-    data = synthetic.SyntheticDataset(tmp_path, "train")
+    synthetic_write.write_split(tmp_path, "train", 3, shard_size=2, backend="numpy", progress=False)
+    data = synthetic_shards.SyntheticDataset(tmp_path, "train")
     sample = data[2]
     size = constants.IMG_SIZE
     expected = {"img": (3, size, size), "keypoints_2d": (19, 3), "joints_3d": (14, 4), "pose": (72,), "betas": (10,),
@@ -136,22 +136,22 @@ def test_dataset_samples(tmp_path):
     vis = sample["keypoints_2d"][perm, 2] > 0
     assert_close(flipped["keypoints_2d"][vis, 0], -sample["keypoints_2d"][perm][vis, 0])
     assert_close(flipped["joints_3d"][:, 0], -sample["joints_3d"][list(constants.LSP_FLIP_PERMUTATION), 0])
-    augmented = synthetic.SyntheticDataset(tmp_path, "train", augment=AugmentConfig())
+    augmented = synthetic_shards.SyntheticDataset(tmp_path, "train", augment=AugmentConfig())
     assert augmented[0]["img"].shape == (3, size, size)
 
 
 def test_corrupt_or_truncated_shard_is_named(tmp_path):
-    synthetic.write_split(tmp_path, "train", 2, shard_size=1, backend="numpy", progress=False)
+    synthetic_write.write_split(tmp_path, "train", 2, shard_size=1, backend="numpy", progress=False)
     path = tmp_path / "train_00001.npz"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(synthetic.ShardError, match="train_00001.npz"):
-        synthetic.SyntheticDataset(tmp_path, "train")
+    with pytest.raises(synthetic_shards.ShardError, match="train_00001.npz"):
+        synthetic_shards.SyntheticDataset(tmp_path, "train")
     path.write_bytes(b"not a zip file at all")
-    with pytest.raises(synthetic.ShardError, match="train_00001.npz"):
-        synthetic.SyntheticDataset(tmp_path, "train")
+    with pytest.raises(synthetic_shards.ShardError, match="train_00001.npz"):
+        synthetic_shards.SyntheticDataset(tmp_path, "train")
     # a resumed run redoes the corrupt shard
-    report = synthetic.write_split(tmp_path, "train", 2, shard_size=1, backend="numpy", progress=False)
+    report = synthetic_write.write_split(tmp_path, "train", 2, shard_size=1, backend="numpy", progress=False)
     assert [p.name for p in report.written] == ["train_00001.npz"]
-    with pytest.raises(synthetic.ShardError, match="no 'test' shards"):
-        synthetic.SyntheticDataset(tmp_path, "test")
+    with pytest.raises(synthetic_shards.ShardError, match="no 'test' shards"):
+        synthetic_shards.SyntheticDataset(tmp_path, "test")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from hmr_core import camera, constants, synthetic, synthetic_batch
+from hmr_core import camera, constants, synthetic, synthetic_batch, synthetic_camera, synthetic_shards, synthetic_write
 from hmr_core.body_model import SMPL
 
 
@@ -96,7 +96,7 @@ def test_batched_pieces_match_the_per_image_functions():
                                                                                       dtype=torch.float64)
     ours = synthetic_batch.camera_global_orient(orient, pitch, roll)
     for i in range(5):
-        theirs = synthetic.camera_global_orient(orient[i].numpy(), float(pitch[i]), float(roll[i]))
+        theirs = synthetic_camera.camera_global_orient(orient[i].numpy(), float(pitch[i]), float(roll[i]))
         torch.testing.assert_close(ours[i], torch.from_numpy(theirs), atol=1e-9, rtol=0)
     vertices = torch.randn(2, 30, 3, generator=generator, dtype=torch.float64)
     faces = torch.randint(30, (40, 3), generator=generator)
@@ -151,9 +151,9 @@ def test_label_statistics_match_the_per_image_world(world):
 
 
 def test_write_split_batched_writes_shards_the_dataset_reads(tmp_path):
-    report = synthetic.write_split(tmp_path, "test", 5, shard_size=4, progress=False, batched=True, chunk_size=4)
+    report = synthetic_write.write_split(tmp_path, "test", 5, shard_size=4, progress=False, batched=True, chunk_size=4)
     assert report.num_images == 5 and len(report.written) == 2
-    dataset = synthetic.SyntheticDataset(tmp_path, "test")
+    dataset = synthetic_shards.SyntheticDataset(tmp_path, "test")
     assert len(dataset) == 5 and dataset[4]["img"].shape == (3, constants.IMG_SIZE, constants.IMG_SIZE)
 
 
@@ -200,7 +200,7 @@ def test_write_cli_checks_arguments_before_drawing(tmp_path, capsys):
              (["--out", str(tmp_path / "a"), "--num", "2", "--split", "test", "--start", "9999999"], "beyond")]
     for args, message in cases:
         with pytest.raises(SystemExit) as exit_info:
-            synthetic.main(["write", *args])
+            synthetic_write.main(["write", *args])
         assert exit_info.value.code == 2, args
         assert message in capsys.readouterr().err, args
     assert not (tmp_path / "a").exists()
@@ -211,10 +211,10 @@ def test_write_cli_checks_arguments_before_drawing(tmp_path, capsys):
 
 
 def test_growing_a_split_redoes_its_last_shard(tmp_path):
-    synthetic.write_split(tmp_path, "test", 2, shard_size=10, backend="numpy", progress=False)
-    first = synthetic.read_shard_labels(tmp_path / "test_00000.npz")["seed"]
-    report = synthetic.write_split(tmp_path, "test", 3, shard_size=10, backend="numpy", progress=False)
-    labels = synthetic.read_shard_labels(tmp_path / "test_00000.npz")
+    synthetic_write.write_split(tmp_path, "test", 2, shard_size=10, backend="numpy", progress=False)
+    first = synthetic_shards.read_shard_labels(tmp_path / "test_00000.npz")["seed"]
+    report = synthetic_write.write_split(tmp_path, "test", 3, shard_size=10, backend="numpy", progress=False)
+    labels = synthetic_shards.read_shard_labels(tmp_path / "test_00000.npz")
     assert report.num_images == 3 and len(labels["seed"]) == 3
     np.testing.assert_array_equal(labels["seed"][:2], first)
 
@@ -227,7 +227,7 @@ def test_a_killed_writers_temporary_files_are_removed(tmp_path, caplog):
     alive = tmp_path / f".test_00000.npz.{os.getppid()}.tmp"  # a running process's file stays
     alive.write_bytes(b"\0")
     with caplog.at_level("INFO", logger="hmr_core.synthetic"):
-        synthetic.write_split(tmp_path, "test", 1, backend="numpy", progress=False)
+        synthetic_write.write_split(tmp_path, "test", 1, backend="numpy", progress=False)
     assert not stale.exists() and alive.exists()
     assert str(stale) in caplog.text and "interrupted run" in caplog.text
 

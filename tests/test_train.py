@@ -48,7 +48,7 @@ def test_tiny_cpu_run_on_the_synthetic_world_lowers_the_loss(tmp_path):
     IEF, SMPL, camera, losses, discriminator) must lower the reprojection loss steadily; on this CPU it
     fell from 0.175 to 0.023 in 40 steps (about 36 s).
     """
-    from hmr_core.synthetic import write_split
+    from hmr_core.synthetic_write import write_split
 
     data_dir = tmp_path / "synthetic"
     write_split(data_dir, "train", 4, shard_size=4, backend="numpy", progress=False)
@@ -466,7 +466,8 @@ def test_broken_data_is_named_before_the_optimiser_is_blamed(tmp_path, fixture_d
 
 def test_nan_labels_in_a_synthetic_shard_name_the_shard(tmp_path):
     from hmr_core.loaders import DataError, TrainingData, check_training_data
-    from hmr_core.synthetic import SyntheticDataset, write_split
+    from hmr_core.synthetic_shards import SyntheticDataset
+    from hmr_core.synthetic_write import write_split
 
     write_split(tmp_path, "train", 4, shard_size=2, backend="numpy", progress=False)
     dataset = SyntheticDataset(tmp_path, "train")
@@ -479,7 +480,7 @@ def test_nan_labels_in_a_synthetic_shard_name_the_shard(tmp_path):
 
 def test_no_test_shards_are_needed_without_evaluation(tmp_path):
     from hmr_core.loaders import build_data
-    from hmr_core.synthetic import write_split
+    from hmr_core.synthetic_write import write_split
 
     write_split(tmp_path / "data", "train", 2, shard_size=2, backend="numpy", progress=False)
     config = make_config("tiny_cpu", data_dir=str(tmp_path / "data"), pose_pool_size=10, eval_every=0)
