@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import torch
 
-from hmr_core import constants
+from hmr_core import constants, train_runtime
 from hmr_core.evaluate import device_name
 
 
@@ -161,7 +161,7 @@ def _trainer_step(config, init_theta: torch.Tensor, smpl, pose_pool, device: tor
     if config.compile:
         torch._dynamo.reset()  # compile for this batch size alone, as a training process does
         train_model = torch.compile(train_model)
-    autocast = train.autocast_context(config, device)
+    autocast = train_runtime.autocast_context(config, device)
     step = 0
 
     def run_step() -> None:
@@ -253,7 +253,7 @@ def bench_train(batch_sizes=(64, 256), device=None, steps=50, warmup=10, data="s
                     bf16=cuda if bf16 is None else bf16, channels_last=cuda if channels_last is None else channels_last,
                     compile=cuda if compile is None else compile,
                     num_workers=(os.cpu_count() or 1) if num_workers is None else num_workers)
-    train.seed_everything(seed)
+    train_runtime.seed_everything(seed)
     generator = torch.Generator().manual_seed(seed)
     rows: list[TrainBenchRow] = []
     with contextlib.ExitStack() as stack:

@@ -9,12 +9,10 @@ purpose (chapter "Training"): an ``encoder_step`` and a ``discriminator_step`` p
 """
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import random
 import signal
 import sys
 import threading
@@ -37,68 +35,17 @@ from hmr_core.hmr import HMR, predict_bodies
 from hmr_core.loaders import (build_data, check_batch_finite, check_training_data, hide_3d_labels, make_loader,
                               sample_pose_pool)
 from hmr_core.regressor import mean_theta
-
+from hmr_core.train_runtime import (RunDirectoryBusy, progress_bar, autocast_context, rng_state, run_directory_lock,
+                                    seed_everything, set_rng_state, setup_runtime, stop_requested, to_device, unwrap)
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN, infinite or too large; the last good checkpoint is kept."""
 
 
-class RunDirectoryBusy(RuntimeError):
-    """Another training process holds the run directory."""
-
-
-LOCK_NAME = ".lock"  # held (flock) by the training process that writes a run directory
-
-
 # --------------------------------------------------------------------------------------------------
-# Set-up
+# Random numbers of a step
 # --------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Runtime:
-    """Where this process runs: device and, under torchrun, its rank among ``world_size``."""
-
-    device: torch.device
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_runtime(config: TrainConfig) -> Runtime:
-    """Choose the device once, and join the process group when started by torchrun."""
-    requested = None if config.device == "auto" else torch.device(config.device)
-    if requested is None:
-        device_type = "cuda" if torch.cuda.is_available() else "cpu"
-    else:
-        device_type = requested.type
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={config.device!r} but no GPU is visible; use --set device=cpu")
-        index = requested.index if requested is not None and requested.index is not None else local_rank
-        torch.cuda.set_device(index)
-        device = torch.device("cuda", index)
-    else:
-        if device_type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"device={config.device!r} but MPS is not available here; use --set device=cpu")
-        device = torch.device(device_type)
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Runtime(device=device, rank=rank, world_size=world_size, local_rank=local_rank)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
     """A generator that depends only on (seed, step, stream): data drawn at a step is the same after resume."""
     return torch.Generator().manual_seed(hash((seed, step, stream)) % 2**63)
@@ -270,33 +217,6 @@ def divergence_advice(config: TrainConfig, saved_step: int | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Checkpoints
-# --------------------------------------------------------------------------------------------------
-def unwrap(module):
-    module = module.module if isinstance(module, DistributedDataParallel) else module
-    return getattr(module, "_orig_mod", module)
-
-
-def rng_state() -> dict:
-    """Every random number generator's state, as plain numbers and tensors (loadable with weights_only)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# --------------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------------
 @torch.no_grad()
@@ -359,10 +279,6 @@ def example_overlays(hmr, smpl, batch: dict, scaler_ctx, num: int = 4) -> np.nda
                   for t in range(pred.cam.shape[1])]
         rows.append(np.concatenate([panel, *meshes], axis=1))
     return np.concatenate(rows, axis=0)
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -429,16 +345,6 @@ def build_models(config: TrainConfig, init_theta: torch.Tensor, device: torch.de
     )
 
 
-def autocast_context(config: TrainConfig, device: torch.device):
-    """A function returning the forward pass's autocast: bf16 on CUDA if asked, else nothing."""
-    def autocast():
-        if device.type == "cuda" and config.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    return autocast
-
-
 def prepare_batch(batch: dict, device: torch.device, config: TrainConfig) -> dict:
     """Move a batch to ``device``, images channels-last where the encoder is."""
     batch = to_device(batch, device)
@@ -479,40 +385,6 @@ def train(config: TrainConfig, resume: bool = False, data=None, changes: dict | 
         check_paper_inputs(config)  # a refused run leaves no run directory behind
     with run_directory_lock(run_dir, enabled=int(os.environ.get("RANK", "0")) == 0):
         return _train(config, resume, data, changes or {})
-
-
-@contextlib.contextmanager
-def run_directory_lock(run_dir: Path, enabled: bool = True):
-    """Hold an exclusive lock on ``run_dir/.lock`` (flock: released by the system if the process dies).
-
-    Raises:
-        RunDirectoryBusy: if another process holds it, naming that process.
-    """
-    if not enabled:
-        yield
-        return
-    try:
-        import fcntl
-    except ImportError:  # not a POSIX system: no lock
-        yield
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK_NAME, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            owner = lock.read().strip() or "another process"
-            raise RunDirectoryBusy(f"{run_dir} is in use by a training process ({owner}); wait for it to finish, "
-                                   "stop it, or choose another --run-dir") from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()}")
-        lock.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def apply_resume_changes(config: TrainConfig, changes: dict) -> TrainConfig:
@@ -639,7 +511,7 @@ def _train(config: TrainConfig, resume: bool, data, changes: dict) -> list[dict]
     handlers = {}
     if threading.current_thread() is threading.main_thread():  # signals can only be caught there
         handlers = {sig: signal.signal(sig, lambda *_: stop.update(requested=True)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    progress = _progress(step, config.max_steps, rt.is_main)
+    progress = progress_bar(step, config.max_steps, rt.is_main)
     start, images_seen = time.perf_counter(), 0
     try:
         for batch in loader:
@@ -688,21 +560,6 @@ def _train(config: TrainConfig, resume: bool, data, changes: dict) -> list[dict]
     if rt.is_main:
         (run_dir / "history.json").write_text(json.dumps(history, indent=1))
     return history
-
-
-def stop_requested(local: bool, rt: Runtime) -> bool:
-    """Whether any process was asked to stop (all must stop at the same step, or DDP would hang)."""
-    if rt.world_size == 1:
-        return local
-    flag = torch.tensor([float(local)], device=rt.device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item())
-
-
-def _progress(initial: int, total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(initial=initial, total=total, disable=not enabled, desc="train", dynamic_ncols=True)
 
 
 def parse_overrides(pairs: list[str]) -> dict:

@@ -1,3 +1,4 @@
+import contextlib
 import dataclasses
 import json
 import os
@@ -297,13 +298,13 @@ def test_in_training_evaluation_of_a_perfect_prediction_is_zero_mm():
     gt[:, 12] = 0.0  # the neck unlabelled: position 0, confidence 0
     batch = {"img": torch.zeros(4, 3, 8, 8), "joints_3d": gt, "has_3d": torch.ones(4),
              "has_smpl": torch.zeros(4), "pose": torch.zeros(4, 72), "betas": torch.zeros(4, 10)}
-    result = train.evaluate(_FixedTheta(theta), smpl, [batch], torch.device("cpu"), train.contextlib.nullcontext, 8)
+    result = train.evaluate(_FixedTheta(theta), smpl, [batch], torch.device("cpu"), contextlib.nullcontext, 8)
     assert result["eval_samples"] == 4
     assert result["mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
     assert result["pa_mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
     # The same prediction scored against all 14 joints, the unlabelled one at the origin, is far off.
     batch["joints_3d"] = torch.cat((gt[..., :3], torch.ones(4, 14, 1)), dim=-1)
-    assert train.evaluate(_FixedTheta(theta), smpl, [batch], torch.device("cpu"), train.contextlib.nullcontext,
+    assert train.evaluate(_FixedTheta(theta), smpl, [batch], torch.device("cpu"), contextlib.nullcontext,
                           8)["mpjpe_mm"] > 10
 
 
