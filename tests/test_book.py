@@ -8,13 +8,14 @@ The build runs ``jupyter-book build --all`` (executing every chapter) into a tem
 import base64
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from hmr_core.web_viewer import find_chromium
 
 REPO = Path(__file__).resolve().parents[1]
 # page -> how many figures (matplotlib images and precomputed slider frames) it must show at least
@@ -24,14 +25,6 @@ PAGES = {"chapters/intro": 1, "chapters/01_smpl": 10, "chapters/02_projection": 
 # page -> how many precomputed sliders it must have at least
 SLIDER_PAGES = {"chapters/01_smpl": 4, "chapters/02_projection": 4, "chapters/03_ief": 2, "chapters/08_demo": 1}
 BUILD_TIMEOUT_S = 1200
-
-
-def find_chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
 
 
 CHROMIUM = find_chromium()

@@ -157,10 +157,8 @@ def test_write_split_batched_writes_shards_the_dataset_reads(tmp_path):
     assert len(dataset) == 5 and dataset[4]["img"].shape == (3, constants.IMG_SIZE, constants.IMG_SIZE)
 
 
-def test_on_the_fly_training_resumes_exactly(tmp_path, monkeypatch):
+def test_on_the_fly_training_resumes_exactly(tmp_path, ctrl_c_at_step):
     """A run on the fly (no shards) stopped after step 3 and resumed ends exactly as a run that never stopped."""
-    import signal
-
     from hmr_core import train
     from hmr_core.config import make_config
 
@@ -170,18 +168,8 @@ def test_on_the_fly_training_resumes_exactly(tmp_path, monkeypatch):
                            encoder="resnet18", input_size=64, pose_pool_size=64)
 
     straight = train.train(config("a"))
-    real_step, calls = train.encoder_step, {"n": 0}
-
-    def interrupt_at_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would: the step finishes, then the run stops
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train, "encoder_step", interrupt_at_third)
-    with pytest.raises(KeyboardInterrupt, match="stopped at step 3"):
+    with ctrl_c_at_step(3), pytest.raises(KeyboardInterrupt, match="stopped at step 3"):
         train.train(config("b"))
-    monkeypatch.setattr(train, "encoder_step", real_step)
     resumed = train.train(config("b"), resume=True)
     assert [h["step"] for h in resumed] == [h["step"] for h in straight] == [1, 2, 3, 4, 5]
     for a, b in zip(straight, resumed):

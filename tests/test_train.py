@@ -2,7 +2,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -85,22 +84,11 @@ def test_example_overlays_show_every_iteration(fixture_data):
     assert grid[:, IMG:].std() > 0  # the mesh panels are drawn
 
 
-def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path, fixture_data, monkeypatch):
+def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path, fixture_data, ctrl_c_at_step):
     straight = train.train(tiny(tmp_path / "a"), data=fixture_data())
 
-    real_step = train.encoder_step
-    calls = {"n": 0}
-
-    def interrupt_at_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would: the step finishes, then the run stops
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train, "encoder_step", interrupt_at_third)
-    with pytest.raises(KeyboardInterrupt, match="stopped at step 3"):
+    with ctrl_c_at_step(3), pytest.raises(KeyboardInterrupt, match="stopped at step 3"):
         train.train(tiny(tmp_path / "b"), data=fixture_data())
-    monkeypatch.setattr(train, "encoder_step", real_step)
     assert read_checkpoint(tmp_path / "b" / "run" / CHECKPOINT_NAME)["step"] == 3
     resumed = train.train(tiny(tmp_path / "b"), resume=True, data=fixture_data())
 
