@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hmr_core import camera, constants, render
+from hmr_core import camera, constants, raster, render
 from hmr_core.augment import NO_AUGMENTATION, AugmentConfig
 from hmr_core.datasets import Sample
 from hmr_core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
@@ -44,6 +44,9 @@ from hmr_core.synthetic_appearance import FACE_EYE, FACE_MOUTH, draw_occluders, 
 from hmr_core.synthetic_camera import keypoint_visibility
 from hmr_core.synthetic_shards import SyntheticDataset
 
+BACKENDS = ("auto", "torch", "pyrender", "numpy")
+# Samples per pixel side of the batched rasteriser: 2 × 2, as OpenGL's 4× multisampling in ``render``.
+SUPERSAMPLE = 2
 # Stream of a batch's NumPy generators, so that they never coincide with ``SyntheticWorld``'s per-seed ones.
 _IMAGE_STREAM = 1
 
@@ -149,20 +152,28 @@ class BatchedWorld:
     """Draws batches of the synthetic world: bodies and labels in torch, one flat-shaded draw per body.
 
     Args:
-        backend: render backend, "auto", "pyrender" or "numpy" (``render.available_backend``).
+        backend: "torch" (or "auto") draws the whole batch at once with ``raster`` (antialiased by 2 × 2
+            supersampling, as OpenGL's 4× multisampling); "pyrender" and "numpy" draw one body at a time
+            with ``render``'s backends (for comparison).
         model_path: SMPL model file; None for ``$HMR_SMPL_MODEL`` or the open body model.
         device: where the body model, colours and camera effects are computed ("cpu", "cuda", ...).
     """
 
     def __init__(self, backend: str | None = "auto", model_path: str | Path | None = None,
                  device: str | torch.device = "cpu"):
-        world = SyntheticWorld(backend, model_path)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+        # "torch" draws the whole batch with ``raster``; the others draw one body at a time.
+        world = SyntheticWorld("numpy" if backend in ("auto", "torch") else backend, model_path)
         self.device = torch.device(device)
-        self.backend = world.backend
+        self.backend = "torch" if backend in ("auto", "torch") else world.backend
         self.capsules = world.capsules
         self.model = world.model.to(self.device)
         self.faces_np = world.faces
         self.faces = torch.as_tensor(world.faces, dtype=torch.int64, device=self.device)
+        # A closed mesh is drawn without its back faces (raster.closed_mesh_winding); the depth buffer is kept.
+        self.cull = raster.closed_mesh_winding(self.model.v_template.cpu().numpy(), world.faces)
+        self._workspace: dict = {}
         regions = world.regions
         self.region_names = regions.names
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), device=self.device)  # noqa: E731
@@ -246,12 +257,36 @@ class BatchedWorld:
         return shade[..., None] ** (1.0 / 2.2) * lit
 
     # ----------------------------------------------------------------------------------------------
-    def render(self, vertices: np.ndarray, cam: np.ndarray, shaded: np.ndarray, background: np.ndarray) -> np.ndarray:
-        """One body over its background: (V, 3) vertices, (3,) cam, (V, 3) colours → (H, W, 3) uint8."""
+    def draw(self, vertices: torch.Tensor, cam: torch.Tensor, shaded: torch.Tensor,
+             backgrounds: np.ndarray) -> np.ndarray:
+        """N bodies over their backgrounds.
+
+        Args:
+            vertices: (N, V, 3) camera-frame vertices.
+            cam: (N, 3) weak-perspective cameras.
+            shaded: (N, V, 3) sRGB vertex colours as they appear in the image.
+            backgrounds: (N, H, W, 3) uint8.
+
+        Returns:
+            (N, H, W, 3) uint8 images (a new array).
+        """
+        size = backgrounds.shape[1]
+        if self.backend == "torch":
+            dev = self.device
+            pixels = camera.normalized_to_pixel(camera.weak_perspective_project(vertices.float(), cam.float().to(dev)),
+                                                size)  # (N, V, 2)
+            rgb, coverage = raster.draw_colors(pixels, vertices[..., 2].float(), self.faces, shaded.float(), size,
+                                               SUPERSAMPLE, self.cull, self._workspace)
+            out = torch.from_numpy(backgrounds).to(dev).float() * (1.0 - coverage[..., None]) + rgb * 255.0
+            return (out.clamp(0.0, 255.0) + 0.5).to(torch.uint8).cpu().numpy()
         draw = render_flat if self.backend == "pyrender" else rasterize_flat
-        rgb, coverage = draw(vertices, self.faces_np, cam, shaded, background.shape[0])
-        out = background.astype(np.float64) / 255.0 * (1.0 - coverage[..., None]) + rgb
-        return (out.clip(0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        images = np.empty_like(backgrounds)
+        vertices_np, cam_np, shaded_np = vertices.cpu().numpy(), cam.double().cpu().numpy(), shaded.cpu().numpy()
+        for i in range(len(images)):
+            rgb, coverage = draw(vertices_np[i], self.faces_np, cam_np[i], shaded_np[i], size)
+            out = backgrounds[i].astype(np.float64) / 255.0 * (1.0 - coverage[..., None]) + rgb
+            images[i] = (out.clip(0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        return images
 
     def generate(self, first_seed: int, num: int, split: str = "train") -> dict[str, np.ndarray]:
         """Draw the batch of seeds ``first_seed, ..., first_seed + num - 1`` of ``split``.
@@ -298,19 +333,16 @@ class BatchedWorld:
         occluded_images = _bernoulli(generator, config.occluder_probability, num)
         num_occluders = torch.where(occluded_images, torch.randint(1, config.max_occluders + 1, (num,),
                                                                    generator=generator), 0)
-        vertices_np, shaded_np = vertices.cpu().numpy(), shaded.cpu().numpy()
         keypoints_px = camera.normalized_to_pixel(keypoints, size).numpy()
-        images = np.empty((num, size, size, 3), dtype=np.uint8)
+        rngs = [np.random.default_rng((first_seed + i, _IMAGE_STREAM)) for i in range(num)]
+        backgrounds = np.stack([random_background(rng, size, config) for rng in rngs])  # (N, H, W, 3) uint8
+        images = self.draw(vertices, cam, shaded, backgrounds)
         visibility = np.empty((num, constants.NUM_KEYPOINTS), dtype=np.float32)
         for i in range(num):
-            rng = np.random.default_rng((first_seed + i, _IMAGE_STREAM))
-            background = random_background(rng, size, config)
-            image = self.render(vertices_np[i], cam[i].double().numpy(), shaded_np[i], background)
             occluded = None
             if num_occluders[i]:
-                image, occluded = draw_occluders(image, keypoints_px[i], float(diagonal_px[i]), rng, config,
-                                                 int(num_occluders[i]))
-            images[i] = image
+                images[i], occluded = draw_occluders(images[i], keypoints_px[i], float(diagonal_px[i]), rngs[i], config,
+                                                     int(num_occluders[i]))
             visibility[i] = keypoint_visibility(keypoints[i].numpy(), occluded, size)
         images = camera_effects(torch.from_numpy(images).to(dev), generator, config).cpu().numpy()
         kp = out.keypoints.double().cpu()  # (N, K, 3)

@@ -1,0 +1,131 @@
+"""The batched rasteriser against ``render``'s NumPy rasteriser, exact areas, culling and supersampling."""
+
+import numpy as np
+import pytest
+import torch
+
+from hmr_core import camera, raster, render
+from hmr_core.body_model import SMPL
+from tests.conftest import DEVICES
+
+TETRAHEDRON = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+OUTWARD = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+
+
+def test_winding_of_closed_and_open_meshes():
+    assert raster.closed_mesh_winding(TETRAHEDRON, OUTWARD) == 1
+    assert raster.closed_mesh_winding(TETRAHEDRON, OUTWARD[:, ::-1]) == -1
+    assert raster.closed_mesh_winding(TETRAHEDRON, OUTWARD[:3]) == 0  # a face missing: open
+    flipped_one = OUTWARD.copy()
+    flipped_one[0] = flipped_one[0, ::-1]
+    assert raster.closed_mesh_winding(TETRAHEDRON, flipped_one) == 0  # inconsistent winding
+
+
+@pytest.fixture(scope="module")
+def bodies():
+    """Four posed open-body meshes framed in a 96-pixel image (two of them partly outside it)."""
+    model = SMPL()
+    generator = torch.Generator().manual_seed(0)
+    pose = torch.randn(4, 72, generator=generator) * 0.4
+    pose[:, :3] = torch.tensor([np.pi, 0.0, 0.0]) + 0.3 * torch.randn(4, 3, generator=generator)
+    with torch.no_grad():
+        vertices = model(betas=torch.randn(4, 10, generator=generator), pose=pose).vertices
+    cam = torch.tensor([[0.9, 0.0, 0.2], [1.2, 0.1, 0.3], [2.5, 0.3, 0.0], [0.5, -0.2, 0.1]])
+    pixels = camera.normalized_to_pixel(camera.weak_perspective_project(vertices, cam), 96)
+    return pixels, vertices[..., 2], torch.as_tensor(model.faces, dtype=torch.int64)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_matches_the_numpy_rasteriser_on_bodies(bodies, device):
+    """The same face at every pixel as ``render.rasterize`` (up to depth ties), with or without back faces."""
+    pixels, depth, faces = bodies
+    winding = raster.closed_mesh_winding(SMPL().v_template.numpy(), faces.numpy())
+    assert winding == 1  # the open body model is closed, its faces point outwards
+    both = raster.rasterize(pixels.to(device), depth.to(device), faces.to(device), 96)
+    culled = raster.rasterize(pixels.to(device), depth.to(device), faces.to(device), 96, cull=winding)
+    for i in range(len(pixels)):
+        face_id, bary = render.rasterize(pixels[i].double().numpy(), depth[i].double().numpy(), faces.numpy(), 96)
+        assert (face_id >= 0).sum() > 200  # a body, not a speck
+        for ours in (both, culled):
+            np.testing.assert_array_equal(ours.face[i].cpu().numpy() >= 0, face_id >= 0)
+            same = ours.face[i].cpu().numpy() == face_id
+            assert same.mean() > 0.995, same.mean()
+            np.testing.assert_allclose(ours.bary[i].cpu().numpy()[same & (face_id >= 0)],
+                                       bary[same & (face_id >= 0)], atol=2e-3)
+
+
+def test_depth_order_and_both_sides():
+    """The nearer of two overlapping squares wins wherever both cover; a square seen from behind is drawn."""
+    square = torch.tensor([[10.0, 10.0], [50.0, 10.0], [50.0, 50.0], [10.0, 50.0]])
+    pixels = torch.cat((square, square + 20.0))[None]  # (1, 8, 2)
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    for near_first in (True, False):
+        depth = torch.tensor([[1.0] * 4 + [2.0] * 4]) if near_first else torch.tensor([[2.0] * 4 + [1.0] * 4])
+        fragments = raster.rasterize(pixels, depth, faces, 64)
+        assert (fragments.face[0, 40, 40] < 2) == near_first  # (40, 40) lies in both squares
+        assert fragments.face[0, 20, 20] in (0, 1) and fragments.face[0, 60, 60] in (2, 3)
+    reversed_winding = raster.rasterize(pixels, torch.ones(1, 8), faces[:, [0, 2, 1]], 64)
+    assert (reversed_winding.face >= 0).sum() == (fragments.face >= 0).sum()
+    assert (raster.rasterize(pixels, torch.ones(1, 8), faces, 64, cull=1).face >= 0).sum() == 0  # anticlockwise
+    assert (raster.rasterize(pixels, torch.ones(1, 8), faces, 64, cull=-1).face >= 0).sum() > 0
+
+
+@pytest.mark.parametrize("supersample", [1, 2, 4])
+def test_coverage_is_the_covered_area(supersample):
+    """Summed coverage is a shape's area within the aliasing of its outline; a large triangle is drawn whole."""
+    generator = torch.Generator().manual_seed(3)
+    for trial in range(20):
+        triangle = torch.rand(1, 3, 2, generator=generator) * 300.0 - 22.0  # often larger than the image
+        faces = torch.tensor([[0, 1, 2]])
+        rgb, coverage = raster.draw_colors(triangle, torch.zeros(1, 3), faces, torch.ones(1, 3, 3), 256,
+                                           supersample=supersample)
+        inside = _clipped_area(triangle[0].double().numpy(), 256)
+        perimeter = float((triangle[0] - triangle[0].roll(1, 0)).norm(dim=1).sum())
+        assert abs(float(coverage.sum()) - inside) <= perimeter / supersample + 4.0, trial
+        torch.testing.assert_close(rgb, coverage[..., None].expand_as(rgb))  # white, premultiplied
+        assert coverage.min() >= 0 and coverage.max() <= 1
+
+
+def _clipped_area(triangle: np.ndarray, size: int) -> float:
+    """Area of a triangle inside the square [0, size]² (Sutherland–Hodgman clipping, then the shoelace)."""
+    polygon = [tuple(p) for p in triangle]
+    for axis, bound, keep_below in ((0, 0, False), (0, size, True), (1, 0, False), (1, size, True)):
+        inside = lambda p: p[axis] <= bound if keep_below else p[axis] >= bound  # noqa: E731
+        clipped = []
+        for k, current in enumerate(polygon):
+            previous = polygon[k - 1]
+            if inside(current) != inside(previous):
+                t = (bound - previous[axis]) / (current[axis] - previous[axis])
+                clipped.append(tuple(previous[j] + t * (current[j] - previous[j]) for j in range(2)))
+            if inside(current):
+                clipped.append(current)
+        polygon = clipped
+        if not polygon:
+            return 0.0
+    x, y = np.array(polygon).T
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def test_colours_are_interpolated_and_edges_antialiased(bodies):
+    """Supersampled colours are the mean of the finer image's; edges get partial coverage."""
+    pixels, depth, faces = bodies
+    colors = torch.rand(4, pixels.shape[1], 3, generator=torch.Generator().manual_seed(1))
+    rgb, coverage = raster.draw_colors(pixels, depth, faces, colors, 96, supersample=2, cull=1)
+    fine_rgb, fine_coverage = raster.draw_colors(pixels * 2, depth, faces, colors, 192, supersample=1, cull=1)
+    torch.testing.assert_close(coverage, torch.nn.functional.avg_pool2d(fine_coverage[:, None], 2)[:, 0])
+    pooled = torch.nn.functional.avg_pool2d(fine_rgb.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
+    torch.testing.assert_close(rgb, pooled, atol=1e-5, rtol=0)
+    edge = (coverage > 0) & (coverage < 1)
+    assert edge.sum() > 100 and set(coverage[edge].unique().tolist()) <= {0.25, 0.5, 0.75}
+    # At a fully covered pixel the colour is a convex mix of the three corners' colours of some face.
+    assert (rgb[coverage == 1] >= colors.min() - 1e-5).all() and (rgb[coverage == 1] <= colors.max() + 1e-5).all()
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ValueError, match="need pixels"):
+        raster.rasterize(torch.zeros(5, 2), torch.zeros(5), torch.zeros(1, 3, dtype=torch.int64), 8)
+    with pytest.raises(ValueError, match="faces must have shape"):
+        raster.rasterize(torch.zeros(1, 5, 2), torch.zeros(1, 5), torch.zeros(3, dtype=torch.int64), 8)
+    with pytest.raises(ValueError, match="supersample"):
+        raster.draw_colors(torch.zeros(1, 3, 2), torch.zeros(1, 3), torch.tensor([[0, 1, 2]]), torch.zeros(1, 3, 3),
+                           8, supersample=0)
