@@ -13,13 +13,14 @@ from hmr_core import constants
 from hmr_core.bench import _cpu_name
 
 
-def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"), seed_start=0,
+def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender", "torch"), seed_start=0,
                     generators=("per_image", "batched"), chunk_size=32):
     """Print synthetic-world images generated and written per second, per generator, render backend and workers.
 
     Runs ``synthetic_write.write_split`` (generation, rendering and shard writing, worker start-up included)
     into a temporary folder for each setting: "per_image" is ``synthetic.SyntheticWorld``, "batched" is
-    ``synthetic_batch.BatchedWorld`` (``write_split(batched=True)``). Settings take turns in one run, so
+    ``synthetic_batch.BatchedWorld`` (``write_split(batched=True)``). The "torch" backend (``raster``, whole
+    batches at once) is the batched world's only; it skips the per-image generator. Settings take turns in one run, so
     a change in the machine's load touches them alike. A backend that cannot start here is reported and
     skipped. The load average before and after is printed: on a shared machine it says how far the
     numbers are from an idle one.
@@ -27,7 +28,7 @@ def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"
     Args:
         num_images: images per setting.
         workers: worker-process counts to try.
-        backends: render backends to try.
+        backends: render backends to try ("numpy", "pyrender", "torch").
         seed_start: index in the train split of the first image.
         generators: "per_image" and / or "batched".
         chunk_size: images per task (per batch for "batched").
@@ -48,12 +49,15 @@ def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"
     rows = []
     for backend in backends:
         try:
-            render.available_backend(backend)
+            if backend != "torch":
+                render.available_backend(backend)
         except RuntimeError as err:
             print(f"{backend:>9} unavailable: {err}")
             continue
         for num_workers in workers:
             for generator in generators:
+                if backend == "torch" and generator == "per_image":
+                    continue
                 with tempfile.TemporaryDirectory() as tmp:
                     report = synthetic_write.write_split(tmp, "train", num_images, shard_size=32, workers=num_workers,
                                                          backend=backend, start=seed_start, progress=False,
@@ -70,7 +74,8 @@ def add_synthetic_parser(sub) -> None:
     synthetic = sub.add_parser("synthetic", help="synthetic-world images generated per second")
     synthetic.add_argument("--num-images", type=int, default=96)
     synthetic.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    synthetic.add_argument("--backends", nargs="+", default=["numpy", "pyrender"])
+    synthetic.add_argument("--backends", nargs="+", choices=["numpy", "pyrender", "torch"],
+                           default=["numpy", "pyrender", "torch"])
     synthetic.add_argument("--generators", nargs="+", choices=["per_image", "batched"],
                            default=["per_image", "batched"])
     synthetic.add_argument("--chunk-size", type=int, default=32, help="images per worker task (per batch if batched)")

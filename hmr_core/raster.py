@@ -1,15 +1,15 @@
-"""A batched z-buffer rasteriser in torch: many meshes per call, on the CPU or a GPU.
+"""A batched z-buffer rasteriser: many meshes per call, as tensor operations or as compiled CPU loops.
 
 The synthetic world (``synthetic_batch``) draws whole batches of bodies. OpenGL draws one body per call,
 and on a machine without a GPU (Mesa's software renderer) most of its time goes to shading, multisampling
 and reading back one framebuffer at a time. This rasteriser does what the flat-shaded drawing needs, for
 N meshes at once, with tensor operations only:
 
-1. every triangle of every mesh is put into a class by the size of its bounding box in pixels (1, 2, 4,
-   ... across), and each class tests all the pixel centres (samples) of its boxes at once with the
-   triangle's three edge functions;
-2. the depth test is one ``scatter_reduce(..., "amin")``: a sample's key is its quantised depth in the
-   high 32 bits and its face in the low 32, so the smallest key per sample is the nearest face;
+1. every triangle of every mesh is put into a class by the width and height of its bounding box in
+   samples (1, 2, 3, 4, 6, 8, ... each), and each class tests all the samples (pixel centres) of its
+   boxes at once with the triangle's edge functions;
+2. the depth test is one ``scatter_reduce(..., "amin")`` per class: a sample's key holds its quantised
+   depth in the high bits and the triangle in the low 32, so the smallest key is the nearest face;
 3. the winning face's barycentric coordinates interpolate the vertex colours, and with ``supersample``
    = 2 the 2 × 2 samples of a pixel are averaged: antialiased edges, as OpenGL's 4× multisampling.
 
@@ -17,6 +17,11 @@ The camera is orthographic (HMR's weak perspective), so barycentric coordinates 
 the triangle: no perspective correction. A closed mesh (every edge shared by two faces) is drawn with its
 back faces culled, which halves the work and changes no pixel: the first surface a ray meets on a closed
 mesh is one it enters, a front face.
+
+On a CPU the same algorithm runs faster as plain loops (``_draw_loops``: one depth buffer per mesh, each
+face's box of samples tested in turn) compiled by numba, which ``draw_colors`` and ``rasterize`` use for
+CPU tensors when numba is installed (the ``render`` extra); the tensor version serves GPUs and machines
+without numba, and the tests hold the two to the same images.
 
 Letters in shapes: N meshes (images), V vertices, F faces, H = W = size · supersample samples per side.
 """
@@ -85,6 +90,7 @@ class Samples:
         image, y, x: (P,) int64 the sample's mesh (image) and its row and column.
         face: (P,) int64 the visible face there.
         bary: (P, 3) float32 barycentric coordinates of the sample's centre in that face.
+        values: (P, C) float32 the vertex attributes interpolated there, or None when none were given.
     """
 
     image: torch.Tensor
@@ -92,10 +98,12 @@ class Samples:
     x: torch.Tensor
     face: torch.Tensor
     bary: torch.Tensor
+    values: torch.Tensor | None = None
 
 
 def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, size: int,
-                    cull: int = 0, workspace: dict | None = None) -> Samples:
+                    cull: int = 0, attributes: torch.Tensor | None = None,
+                    workspace: dict | None = None) -> Samples:
     """Z-buffer rasterisation of N meshes with shared faces, kept sparse: the samples that see a face.
 
     The conventions are ``render.rasterize``'s: sample (i, j) has its centre at (j + 0.5, i + 0.5), x
@@ -108,6 +116,7 @@ def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tens
         size: side of the square image in samples.
         cull: 0 draws both sides; +1 drops the faces that are clockwise on screen (for a closed mesh whose
             faces point outwards, seen along +z: its back faces), -1 those that are anticlockwise.
+        attributes: (N, V, C) vertex attributes to interpolate at the samples (colours), or None.
         workspace: a dict that keeps the depth buffer between calls (a fresh buffer of this size costs
             more in page faults than filling it); None for a new one.
 
@@ -119,47 +128,50 @@ def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tens
                          f"{tuple(depth.shape)}")
     if faces.ndim != 2 or faces.shape[1] != 3:
         raise ValueError(f"faces must have shape (F, 3), got {tuple(faces.shape)}")
+    if attributes is not None and attributes.shape[:2] != pixels.shape[:2]:
+        raise ValueError(f"attributes must have shape (N, V, C) = {tuple(pixels.shape[:2])} + (C,), got "
+                         f"{tuple(attributes.shape)}")
     num, num_faces, dev = len(pixels), len(faces), pixels.device
-    # Per triangle of every mesh, flat: row n · F + f is face f of mesh n.
-    tri = pixels.float().index_select(1, faces.reshape(-1)).reshape(num * num_faces, 6)  # (N·F, 6)
-    a, b, c = tri[:, 0:2], tri[:, 2:4], tri[:, 4:6]  # (N·F, 2)
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    low, high = torch.minimum(torch.minimum(a, b), c), torch.maximum(torch.maximum(a, b), c)
-    first = torch.ceil(low - 0.5).clamp_(0, size).long()  # (N·F, 2) first sample column, row
-    last = torch.floor(high - 0.5).clamp_(-1, size - 1).long()  # (N·F, 2) last sample column, row
-    extent = (last - first + 1).amax(-1)  # (N·F,) samples across the box; ≤ 0 when it holds none
-    keep = (extent > 0) & (area.abs() > 1e-12)
+    # Depth, quantised per mesh between its nearest and farthest vertex.
+    z = depth.float()
+    z_low, z_high = z.amin(1, keepdim=True), z.amax(1, keepdim=True)
+    zq = (z - z_low) / (z_high - z_low).clamp_min(1e-12) * _DEPTH_LEVELS  # (N, V)
+    # Vertex-major: row v holds x, y and depth of vertex v in all N meshes, so gathering the corners of
+    # the faces copies whole rows. tri[f, k, :, n] is corner k of face f in mesh n.
+    vertex_rows = torch.cat((pixels.float(), zq[..., None]), dim=-1).permute(1, 2, 0).contiguous()  # (V, 3, N)
+    tri = vertex_rows.index_select(0, faces.reshape(-1)).view(num_faces, 3, 3, num)
+    (ax, ay, _), (bx, by, _), (cx, cy, _) = (tri[:, k].unbind(1) for k in range(3))  # (F, N) each
+    area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)  # (F, N) twice the signed area
+    first_x = torch.ceil(torch.minimum(torch.minimum(ax, bx), cx) - 0.5).clamp_(0, size)
+    first_y = torch.ceil(torch.minimum(torch.minimum(ay, by), cy) - 0.5).clamp_(0, size)
+    last_x = torch.floor(torch.maximum(torch.maximum(ax, bx), cx) - 0.5).clamp_(-1, size - 1)
+    last_y = torch.floor(torch.maximum(torch.maximum(ay, by), cy) - 0.5).clamp_(-1, size - 1)
+    keep = (last_x >= first_x) & (last_y >= first_y) & (area.abs() > 1e-12)  # the box holds a sample
     if cull:
         keep &= area * cull < 0  # on screen (y down), an outward face that looks at the camera is negative
-    rows = keep.nonzero()[:, 0]  # (M,) the triangles that may hold a sample
+    rows = keep.view(-1).nonzero()[:, 0]  # (M,) the triangles that may hold a sample, as f · N + n
+    box = torch.stack([t.view(-1).index_select(0, rows) for t in (first_x, first_y, last_x, last_y)], 1).long()
     # Boxes go into classes by width and height (one of _SIDES each, the smallest that holds them), and a
     # class tests all the samples of its boxes at once; boxes wider or taller than the largest side are
     # covered by tiles of that side. The triangles are sorted by class, so a class is a slice.
-    box_first, box_last = first.index_select(0, rows), last.index_select(0, rows)  # (M, 2)
-    width, height = (box_last - box_first + 1).T.contiguous()  # (M,) each
+    width, height = box[:, 2] - box[:, 0] + 1, box[:, 3] - box[:, 1] + 1  # (M,)
     sides = torch.tensor(_SIDES, device=dev)
     cls = torch.bucketize(width, sides) * len(_SIDES) + torch.bucketize(height, sides)
-    big = (width > _SIDES[-1]) | (height > _SIDES[-1])
-    cls = torch.where(big, len(_SIDES) ** 2 - 1, cls)
+    cls = torch.where((width > _SIDES[-1]) | (height > _SIDES[-1]), len(_SIDES) ** 2 - 1, cls)
     cls, order = cls.sort()
-    rows, box_first, box_last = rows[order], box_first[order], box_last[order]
-    image, face = rows // num_faces, rows % num_faces
-    # Depth, quantised per mesh between its nearest and farthest vertex, is a plane over the image:
-    # z(q) = z_a + w_b(q) (z_b - z_a) + w_c(q) (z_c - z_a).
-    z = depth.float()
-    z_low, z_high = z.amin(1, keepdim=True), z.amax(1, keepdim=True)
-    zq = ((z - z_low) / (z_high - z_low).clamp_min(1e-12) * _DEPTH_LEVELS).reshape(-1)  # (N·V,)
-    corner = (image * pixels.shape[1])[:, None] + faces.index_select(0, face)  # (M, 3) rows of zq
-    za, zb, zc = zq.index_select(0, corner.reshape(-1)).reshape(-1, 3).T  # (M,) each
-    tri = tri.index_select(0, rows)
-    a, b, c = tri[:, 0:2], tri[:, 2:4], tri[:, 4:6]  # (M, 2)
-    inv = 1.0 / area.index_select(0, rows)
+    rows, box = rows[order], box[order]
+    face, image = rows // num, rows % num
+    # The M triangles' corners: (M, 9) as x, y, depth of a, b and c.
+    corner = ((face * 9 * num + image)[:, None] + torch.arange(9, device=dev) * num).view(-1)
+    ax, ay, za, bx, by, zb, cx, cy, zc = tri.view(-1).index_select(0, corner).view(-1, 9).T
+    inv = 1.0 / ((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
     # Barycentric coordinates as planes over the image, with u × v = u_x v_y - u_y v_x:
-    # w_b(q) = ((q - a) × (c - a)) / area = e1x · qx + e1y · qy + e1, w_c(q) = ((b - a) × (q - a)) / area.
-    e1x, e1y = (c[:, 1] - a[:, 1]) * inv, -(c[:, 0] - a[:, 0]) * inv
-    e2x, e2y = -(b[:, 1] - a[:, 1]) * inv, (b[:, 0] - a[:, 0]) * inv
-    e1 = -(e1x * a[:, 0] + e1y * a[:, 1])
-    e2 = -(e2x * a[:, 0] + e2y * a[:, 1])
+    # w_b(q) = ((q - a) × (c - a)) / area = e1x · qx + e1y · qy + e1, w_c(q) = ((b - a) × (q - a)) / area,
+    # and any attribute is A(q) = A_a + w_b (A_b - A_a) + w_c (A_c - A_a); depth too.
+    e1x, e1y = (cy - ay) * inv, -(cx - ax) * inv
+    e2x, e2y = -(by - ay) * inv, (bx - ax) * inv
+    e1 = -(e1x * ax + e1y * ay)
+    e2 = -(e2x * ax + e2y * ay)
     zx, zy = e1x * (zb - za) + e2x * (zc - za), e1y * (zb - za) + e2y * (zc - za)
     z0 = za + e1 * (zb - za) + e2 * (zc - za)
     plane = torch.stack((e1x, e1y, e1, e2x, e2y, e2, zx, zy, z0), dim=1)  # (M, 9)
@@ -173,7 +185,7 @@ def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tens
         part = slice(start, start + count)
         start += count
         side_x, side_y = _SIDES[min(k // len(_SIDES), len(_SIDES) - 1)], _SIDES[k % len(_SIDES)]
-        ox, oy, last_x, last_y = box_first[part, 0], box_first[part, 1], box_last[part, 0], box_last[part, 1]
+        ox, oy, last_x, last_y = box[part].T
         p, first_sample = plane[part], image[part] * size
         if k == len(_SIDES) ** 2 - 1:  # the largest boxes: tiles of side_x × side_y
             tiles_x = (last_x - ox) // side_x + 1
@@ -198,7 +210,7 @@ def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tens
         # One key per candidate sample: depth above, the triangle's row in ``plane`` below; outside: none.
         key = torch.where(inside, (z.long() << _INDEX_BITS) | ids[:, None, None], _NO_FACE)
         sample = ((first_sample[:, None] + py) * size)[:, :, None] + px[:, None, :]  # (m, side_y, side_x)
-        zbuffer.scatter_reduce_(0, sample.reshape(-1), key.reshape(-1), "amin")
+        zbuffer.scatter_reduce_(0, sample.view(-1), key.view(-1), "amin")
     zbuffer = zbuffer[: num * size * size]
     hit = (zbuffer != _NO_FACE).nonzero()[:, 0]  # (P,) flat samples that see a face
     row = zbuffer[hit] & (2**_INDEX_BITS - 1)  # (P,) the winning triangle's row in ``plane``
@@ -207,7 +219,17 @@ def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tens
     p = plane.index_select(0, row)
     qx, qy = x.float() + 0.5, y.float() + 0.5
     w1, w2 = p[:, 0] * qx + p[:, 1] * qy + p[:, 2], p[:, 3] * qx + p[:, 4] * qy + p[:, 5]
-    return Samples(image_p, y, x, face.index_select(0, row), torch.stack((1.0 - w1 - w2, w1, w2), dim=-1))
+    values = None
+    if attributes is not None:
+        # Each sample's corner attributes, gathered from vertex-major rows as the positions were.
+        channels = attributes.shape[2]
+        vertex_values = attributes.float().permute(1, 2, 0).contiguous().view(-1)  # (V · C · N,)
+        corners = faces.index_select(0, face.index_select(0, row))  # (P, 3)
+        index = ((corners * channels)[:, :, None] + torch.arange(channels, device=dev)) * num \
+            + image_p[:, None, None]  # (P, 3, C)
+        a_, b_, c_ = vertex_values.index_select(0, index.view(-1)).view(-1, 3, channels).unbind(1)  # (P, C)
+        values = a_ + w1[:, None] * (b_ - a_) + w2[:, None] * (c_ - a_)
+    return Samples(image_p, y, x, face.index_select(0, row), torch.stack((1.0 - w1 - w2, w1, w2), dim=-1), values)
 
 
 def _buffer(workspace: dict | None, name: str, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -221,17 +243,28 @@ def _buffer(workspace: dict | None, name: str, numel: int, dtype: torch.dtype, d
 
 
 def rasterize(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, size: int,
-              cull: int = 0) -> Fragments:
-    """``visible_samples`` as images: the face and barycentric coordinates that each pixel centre sees.
+              cull: int = 0, method: str = "auto") -> Fragments:
+    """The face and barycentric coordinates that each pixel centre sees, as images.
 
     Args:
         pixels, depth, faces, size, cull: as in ``visible_samples``.
+        method: "loops", "tensors" or "auto" (see ``draw_colors``).
 
     Returns:
         The ``Fragments`` of the N images, (N, size, size).
     """
-    samples = visible_samples(pixels, depth, faces, size, cull)
     num = len(pixels)
+    if _choose_method(method, pixels) == "loops":
+        _check_inputs(pixels, depth, faces)
+        face = np.full((num, size, size), -1, dtype=np.int32)
+        bary = np.zeros((num, size, size, 2), dtype=np.float32)
+        _compiled_loops()(*_as_arrays(pixels, depth, faces, torch.zeros(num, pixels.shape[1], 0)), size, 1, cull,
+                          np.zeros((num, size, size, 0), np.float32), np.zeros((num, size, size), np.float32),
+                          True, face, bary, *_NO_IMAGES)
+        w = torch.from_numpy(bary)
+        return Fragments(torch.from_numpy(face).long(), torch.cat((1.0 - w.sum(-1, keepdim=True), w), dim=-1)
+                         * (torch.from_numpy(face) >= 0)[..., None])
+    samples = visible_samples(pixels, depth, faces, size, cull)
     face = torch.full((num, size, size), -1, dtype=torch.int64, device=pixels.device)
     bary = torch.zeros(num, size, size, 3, dtype=torch.float32, device=pixels.device)
     face[samples.image, samples.y, samples.x] = samples.face
@@ -240,9 +273,14 @@ def rasterize(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, si
 
 
 def draw_colors(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, colors: torch.Tensor, size: int,
-                supersample: int = 2, cull: int = 0, workspace: dict | None = None
+                supersample: int = 2, cull: int = 0, workspace: dict | None = None, method: str = "auto"
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """N meshes with interpolated vertex colours, antialiased by supersampling.
+
+    Two implementations give the same images (``tests/test_raster.py``): "tensors" (``visible_samples``,
+    tensor operations on any device) and "loops" (one loop over faces and samples per mesh, compiled by
+    numba; on a CPU several times faster). "auto" takes the loops for CPU tensors when numba is
+    installed, and the tensors otherwise.
 
     Args:
         pixels: (N, V, 2) vertex positions in pixels of the ``size`` × ``size`` image.
@@ -252,24 +290,249 @@ def draw_colors(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, 
         size: side of the square image.
         supersample: samples per pixel side (2: 4 samples per pixel, as OpenGL's 4× multisampling).
         cull, workspace: as in ``visible_samples``.
+        method: "auto", "loops" or "tensors".
 
     Returns:
         ``(rgb, coverage)``: (N, size, size, 3) colours premultiplied by the (N, size, size) share of each
-        pixel's samples that see the mesh, both float32.
+        pixel's samples that see the mesh, both float32, on the device of ``pixels``.
     """
     if supersample < 1:
         raise ValueError(f"supersample must be ≥ 1, got {supersample}")
     num = len(pixels)
-    samples = visible_samples(pixels * supersample, depth, faces, size * supersample, cull, workspace)
-    num, num_vertices = colors.shape[:2]
-    corners = (samples.image * num_vertices)[:, None] + faces.index_select(0, samples.face)  # (P, 3)
-    corner_colors = colors.float().reshape(-1, 3).index_select(0, corners.reshape(-1)).reshape(-1, 3, 3)
-    # c = Σ_k w_k c_k over the face's three corners, "pk,pkc->pc", and a 1 that counts the sample
-    rgba = torch.cat((torch.einsum("pk,pkc->pc", samples.bary, corner_colors),
-                      torch.ones_like(samples.bary[:, :1])), dim=1)  # (P, 4)
+    if colors.ndim != 3 or colors.shape[:2] != pixels.shape[:2]:
+        raise ValueError(f"colors must have shape (N, V, C) = {tuple(pixels.shape[:2])} + (C,), got "
+                         f"{tuple(colors.shape)}")
+    if _choose_method(method, pixels) == "loops":
+        _check_inputs(pixels, depth, faces)
+        rgb = np.zeros((num, size, size, colors.shape[2]), dtype=np.float32)
+        coverage = np.zeros((num, size, size), dtype=np.float32)
+        _compiled_loops()(*_as_arrays(pixels, depth, faces, colors), size, supersample, cull, rgb, coverage, False,
+                          *_NO_RECORD, *_NO_IMAGES)
+        return torch.from_numpy(rgb), torch.from_numpy(coverage)
+    samples = visible_samples(pixels * supersample, depth, faces, size * supersample, cull, colors, workspace)
+    rgba = torch.cat((samples.values, torch.ones_like(samples.values[:, :1])), dim=1)  # (P, C + 1): colour and a 1
     # A pixel's colour is the mean of its supersample² samples (zero for those that see no face).
     pixel = (samples.image * size + samples.y // supersample) * size + samples.x // supersample  # (P,)
-    out = torch.zeros(num * size * size, 4, dtype=torch.float32, device=pixels.device)
+    out = torch.zeros(num * size * size, rgba.shape[1], dtype=torch.float32, device=pixels.device)
     out.index_add_(0, pixel, rgba, alpha=1.0 / supersample**2)
-    out = out.reshape(num, size, size, 4)
-    return out[..., :3], out[..., 3]
+    out = out.reshape(num, size, size, -1)
+    return out[..., :-1], out[..., -1]
+
+
+def draw_over(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, colors: torch.Tensor,
+              background: torch.Tensor, supersample: int = 2, cull: int = 0, workspace: dict | None = None,
+              method: str = "auto") -> torch.Tensor:
+    """N meshes with vertex colours drawn over N images, as ``draw_colors`` draws them.
+
+    Each pixel becomes ``background · (1 - coverage) + 255 · rgb`` (``rgb`` is premultiplied), rounded.
+
+    Args:
+        pixels, depth, faces, supersample, cull, workspace, method: as in ``draw_colors``.
+        colors: (N, V, C) vertex colours in [0, 1].
+        background: (N, H, W, C) uint8 images, H = W.
+
+    Returns:
+        (N, H, W, C) uint8 images, a new tensor on the device of ``pixels``.
+    """
+    if background.dtype != torch.uint8 or background.ndim != 4 or background.shape[0] != len(pixels) \
+            or background.shape[1] != background.shape[2] or background.shape[3] != colors.shape[-1]:
+        raise ValueError(f"background must be (N, H, H, C) uint8 with N = {len(pixels)} and C = "
+                         f"{colors.shape[-1]}, got {tuple(background.shape)} {background.dtype}")
+    size = background.shape[1]
+    if supersample < 1:
+        raise ValueError(f"supersample must be ≥ 1, got {supersample}")
+    if _choose_method(method, pixels) == "loops":
+        _check_inputs(pixels, depth, faces)
+        if colors.ndim != 3 or colors.shape[:2] != pixels.shape[:2]:
+            raise ValueError(f"colors must have shape (N, V, C) = {tuple(pixels.shape[:2])} + (C,), got "
+                             f"{tuple(colors.shape)}")
+        images = np.empty(tuple(background.shape), dtype=np.uint8)
+        _compiled_loops()(*_as_arrays(pixels, depth, faces, colors), size, supersample, cull, *_NO_COLORS, False,
+                          *_NO_RECORD, np.ascontiguousarray(background.cpu().numpy()), images)
+        return torch.from_numpy(images)
+    rgb, coverage = draw_colors(pixels, depth, faces, colors, size, supersample, cull, workspace, method)
+    out = background.to(pixels.device).float() * (1.0 - coverage[..., None]) + rgb * 255.0
+    return (out.clamp(0.0, 255.0) + 0.5).to(torch.uint8)
+
+
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, method: str = "auto") -> torch.Tensor:
+    """Area-weighted unit vertex normals of N meshes (``render.vertex_normals`` for a batch), for shading.
+
+    Args:
+        vertices: (N, V, 3) vertices.
+        faces: (F, 3) int64 vertex indices, on the same device.
+        method: "auto", "loops" or "tensors", as in ``draw_colors``.
+
+    Returns:
+        (N, V, 3) unit normals (zero for unused vertices), in the dtype of ``vertices``.
+    """
+    if vertices.ndim != 3 or vertices.shape[-1] != 3:
+        raise ValueError(f"vertices must have shape (N, V, 3), got {tuple(vertices.shape)}")
+    if _choose_method(method, vertices) == "loops":
+        normals = np.zeros(tuple(vertices.shape), dtype=np.float64)
+        _compiled_loops(_normals_loops)(np.ascontiguousarray(vertices.detach().numpy(), dtype=np.float64),
+                                        np.ascontiguousarray(faces.numpy(), dtype=np.int64), normals)
+        return torch.from_numpy(normals).to(vertices.dtype)
+    tri = vertices[:, faces]  # (N, F, 3, 3)
+    face_normals = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])  # (N, F, 3)
+    normals = torch.zeros_like(vertices)
+    for k in range(3):
+        normals.index_add_(1, faces[:, k], face_normals)
+    return normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
+# The same rasterisation as loops, compiled by numba for the CPU
+# --------------------------------------------------------------------------------------------------
+_compiled: dict = {}
+# Empty outputs for the kernel's parts that a call does not use.
+_NO_COLORS = (np.zeros((0, 0, 0, 0), np.float32), np.zeros((0, 0, 0), np.float32))
+_NO_RECORD = (np.zeros((0, 0, 0), np.int32), np.zeros((0, 0, 0, 2), np.float32))
+_NO_IMAGES = (np.zeros((0, 0, 0, 0), np.uint8), np.zeros((0, 0, 0, 0), np.uint8))
+
+
+def _choose_method(method: str, pixels: torch.Tensor) -> str:
+    if method not in ("auto", "loops", "tensors"):
+        raise ValueError(f"method must be 'auto', 'loops' or 'tensors', got {method!r}")
+    if method == "auto":
+        return "loops" if pixels.device.type == "cpu" and _numba_available() else "tensors"
+    if method == "loops" and pixels.device.type != "cpu":
+        raise ValueError(f"method 'loops' runs on the CPU; got tensors on {pixels.device}")
+    return method
+
+
+def _numba_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
+def _check_inputs(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor) -> None:
+    if pixels.ndim != 3 or pixels.shape[-1] != 2 or depth.shape != pixels.shape[:2]:
+        raise ValueError(f"need pixels (N, V, 2) and depth (N, V), got {tuple(pixels.shape)} and "
+                         f"{tuple(depth.shape)}")
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"faces must have shape (F, 3), got {tuple(faces.shape)}")
+
+
+def _as_arrays(pixels, depth, faces, colors):
+    as_array = lambda t, dtype: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)  # noqa: E731
+    return as_array(pixels, np.float32), as_array(depth, np.float32), as_array(faces, np.int64), \
+        as_array(colors, np.float32)
+
+
+def _compiled_loops(function=None):
+    """``function`` (``_draw_loops`` by default) compiled by numba, once per process; the machine code is
+    cached on disk."""
+    function = _draw_loops if function is None else function
+    if function not in _compiled:
+        import numba
+
+        _compiled[function] = numba.njit(cache=True)(function)
+    return _compiled[function]
+
+
+def _normals_loops(vertices, faces, normals):
+    """Sum each face's cross product (twice its area along its normal) into its corners, then normalise."""
+    for n in range(vertices.shape[0]):
+        for f in range(faces.shape[0]):
+            i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+            ux, uy, uz = (vertices[n, i1, 0] - vertices[n, i0, 0], vertices[n, i1, 1] - vertices[n, i0, 1],
+                          vertices[n, i1, 2] - vertices[n, i0, 2])
+            vx, vy, vz = (vertices[n, i2, 0] - vertices[n, i0, 0], vertices[n, i2, 1] - vertices[n, i0, 1],
+                          vertices[n, i2, 2] - vertices[n, i0, 2])
+            cx, cy, cz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+            for i in (i0, i1, i2):
+                normals[n, i, 0] += cx
+                normals[n, i, 1] += cy
+                normals[n, i, 2] += cz
+        for v in range(vertices.shape[1]):
+            length = math.sqrt(normals[n, v, 0] ** 2 + normals[n, v, 1] ** 2 + normals[n, v, 2] ** 2)
+            length = max(length, 1e-12)
+            for k in range(3):
+                normals[n, v, k] /= length
+
+
+def _draw_loops(pixels, depth, faces, colors, size, supersample, cull, rgb, coverage, record, face_out, bary_out,
+                background, images):
+    """Rasterise N meshes one after the other: a depth buffer per mesh, then colours per pixel.
+
+    The same sample positions, edge and depth tests as ``visible_samples`` (a sample on an edge belongs to
+    both faces; the nearest face wins, the first one drawn at equal depth), with back faces culled as
+    ``cull`` says.
+
+    Args:
+        pixels: (N, V, 2) float32 positions in pixels; depth: (N, V) float32; faces: (F, 3) int64.
+        colors: (N, V, C) float32 vertex attributes.
+        size, supersample, cull: as in ``draw_colors``.
+        rgb: (N, size, size, C) float32 zeros, filled with the mean colour of each pixel's samples.
+        coverage: (N, size, size) float32 zeros, filled with the share of each pixel's samples covered.
+        record: also write each sample's face into ``face_out`` (N, side, side) int32 (-1 for none) and
+            its barycentric coordinates w_b, w_c into ``bary_out`` (N, side, side, 2).
+        background, images: with ``images`` of shape (N, size, size, C) uint8, the meshes are drawn over
+            ``background`` (the same shape) into ``images``, and ``rgb`` and ``coverage`` are left alone.
+    """
+    num, num_faces, channels = pixels.shape[0], faces.shape[0], colors.shape[2]
+    side = size * supersample
+    zbuf = np.empty((side, side), dtype=np.float32)
+    fbuf = np.empty((side, side), dtype=np.int32)
+    wbuf = np.empty((side, side, 2), dtype=np.float32)
+    weight = 1.0 / (supersample * supersample)
+    for n in range(num):
+        zbuf[:] = np.inf
+        fbuf[:] = -1
+        for f in range(num_faces):
+            i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+            ax, ay = pixels[n, i0, 0] * supersample, pixels[n, i0, 1] * supersample
+            bx, by = pixels[n, i1, 0] * supersample, pixels[n, i1, 1] * supersample
+            cx, cy = pixels[n, i2, 0] * supersample, pixels[n, i2, 1] * supersample
+            area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+            if abs(area) <= 1e-12 or (cull != 0 and area * cull >= 0):
+                continue
+            x0 = max(int(math.ceil(min(ax, bx, cx) - 0.5)), 0)
+            x1 = min(int(math.floor(max(ax, bx, cx) - 0.5)), side - 1)
+            y0 = max(int(math.ceil(min(ay, by, cy) - 0.5)), 0)
+            y1 = min(int(math.floor(max(ay, by, cy) - 0.5)), side - 1)
+            inv = 1.0 / area
+            e1x, e1y = (cy - ay) * inv, -(cx - ax) * inv
+            e2x, e2y = -(by - ay) * inv, (bx - ax) * inv
+            e1, e2 = -(e1x * ax + e1y * ay), -(e2x * ax + e2y * ay)
+            za = depth[n, i0]
+            dzb, dzc = depth[n, i1] - za, depth[n, i2] - za
+            for yy in range(y0, y1 + 1):
+                r1, r2 = e1y * (yy + 0.5) + e1, e2y * (yy + 0.5) + e2
+                for xx in range(x0, x1 + 1):
+                    w1, w2 = e1x * (xx + 0.5) + r1, e2x * (xx + 0.5) + r2
+                    if w1 >= 0.0 and w2 >= 0.0 and w1 + w2 <= 1.0:
+                        z = za + w1 * dzb + w2 * dzc
+                        if z < zbuf[yy, xx]:
+                            zbuf[yy, xx] = z
+                            fbuf[yy, xx] = f
+                            wbuf[yy, xx, 0] = w1
+                            wbuf[yy, xx, 1] = w2
+        mean = np.zeros((size, size, channels + 1), dtype=np.float32)  # colours and coverage of the pixels
+        for yy in range(side):
+            for xx in range(side):
+                f = fbuf[yy, xx]
+                if record:
+                    face_out[n, yy, xx] = f
+                    bary_out[n, yy, xx, 0] = wbuf[yy, xx, 0] if f >= 0 else 0.0
+                    bary_out[n, yy, xx, 1] = wbuf[yy, xx, 1] if f >= 0 else 0.0
+                if f < 0:
+                    continue
+                w1, w2 = wbuf[yy, xx, 0], wbuf[yy, xx, 1]
+                i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+                py, px = yy // supersample, xx // supersample
+                for c in range(channels):
+                    mean[py, px, c] += weight * ((1.0 - w1 - w2) * colors[n, i0, c] + w1 * colors[n, i1, c]
+                                                 + w2 * colors[n, i2, c])
+                mean[py, px, channels] += weight
+        if images.shape[0] == 0:
+            rgb[n] = mean[:, :, :channels]
+            coverage[n] = mean[:, :, channels]
+            continue
+        for py in range(size):  # over the background: b (1 - coverage) + 255 colour, rounded
+            for px in range(size):
+                for c in range(channels):
+                    value = background[n, py, px, c] * (1.0 - mean[py, px, channels]) + 255.0 * mean[py, px, c]
+                    images[n, py, px, c] = int(min(max(value, 0.0), 255.0) + 0.5)

@@ -38,6 +38,7 @@ import torch
 from hmr_core import camera, constants, raster, render
 from hmr_core.augment import NO_AUGMENTATION, AugmentConfig
 from hmr_core.datasets import Sample
+from hmr_core.raster import vertex_normals
 from hmr_core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from hmr_core.synthetic import LABEL_SHAPES, SPLIT_CONFIGS, SyntheticWorld, WorldConfig, _check_seed, _seed_range
 from hmr_core.synthetic_appearance import FACE_EYE, FACE_MOUTH, draw_occluders, random_background
@@ -136,16 +137,6 @@ def frame_bodies(vertices_xy: torch.Tensor, generator: torch.Generator, config: 
     shift = torch.where(truncated[:, None], pushed, shift)
     transl = shift / scale[:, None] - centre  # x_n = s (X + t): the box centre lands at ``shift``
     return torch.cat((scale[:, None], transl), dim=1), truncated, diagonal_px
-
-
-def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Batched ``render.vertex_normals``: (N, V, 3) vertices, (F, 3) faces → (N, V, 3) unit normals."""
-    tri = vertices[:, faces]  # (N, F, 3, 3)
-    face_normals = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])  # (N, F, 3)
-    normals = torch.zeros_like(vertices)
-    for k in range(3):
-        normals.index_add_(1, faces[:, k], face_normals)
-    return normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 class BatchedWorld:
@@ -275,10 +266,9 @@ class BatchedWorld:
             dev = self.device
             pixels = camera.normalized_to_pixel(camera.weak_perspective_project(vertices.float(), cam.float().to(dev)),
                                                 size)  # (N, V, 2)
-            rgb, coverage = raster.draw_colors(pixels, vertices[..., 2].float(), self.faces, shaded.float(), size,
-                                               SUPERSAMPLE, self.cull, self._workspace)
-            out = torch.from_numpy(backgrounds).to(dev).float() * (1.0 - coverage[..., None]) + rgb * 255.0
-            return (out.clamp(0.0, 255.0) + 0.5).to(torch.uint8).cpu().numpy()
+            images = raster.draw_over(pixels, vertices[..., 2].float(), self.faces, shaded.float(),
+                                      torch.from_numpy(backgrounds), SUPERSAMPLE, self.cull, self._workspace)
+            return images.cpu().numpy()
         draw = render_flat if self.backend == "pyrender" else rasterize_flat
         images = np.empty_like(backgrounds)
         vertices_np, cam_np, shaded_np = vertices.cpu().numpy(), cam.double().cpu().numpy(), shaded.cpu().numpy()

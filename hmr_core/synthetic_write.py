@@ -141,7 +141,7 @@ def write_split(out: str | Path, split: str, num: int, shard_size: int = 1000, w
         num: images in all.
         shard_size: images per shard.
         workers: processes; 1 generates in this process.
-        backend: render backend ("auto", "pyrender", "numpy").
+        backend: render backend ("auto", "pyrender", "numpy"; "torch" with ``batched``, where "auto" is "torch").
         start: index of the first image in the split.
         chunk_size: images per task handed to a worker.
         progress: show a tqdm progress bar.
@@ -159,6 +159,8 @@ def write_split(out: str | Path, split: str, num: int, shard_size: int = 1000, w
     from tqdm import tqdm
 
     check_write_args(out, split, num, start, shard_size, workers, chunk_size)
+    if backend == "torch" and not batched:
+        raise ValueError("the 'torch' backend draws whole batches: write with batched=True (--batched)")
     Path(out).mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out, split)
     seeds = split_seeds(split, num, start)
@@ -222,13 +224,16 @@ def main(argv=None) -> int:
     write.add_argument("--start", type=int, default=0, help="index of the first image in the split")
     write.add_argument("--shard-size", type=int, default=1000)
     write.add_argument("--workers", type=int, default=1, help="worker processes")
-    write.add_argument("--backend", choices=("auto",) + render.BACKENDS, default="auto")
+    write.add_argument("--backend", choices=("auto",) + render.BACKENDS + ("torch",), default="auto",
+                       help="auto: pyrender if OpenGL starts, else numpy; with --batched, torch (whole batches)")
     write.add_argument("--batched", action="store_true",
                        help="draw chunks as batches (synthetic_batch.BatchedWorld): faster, same distribution")
     write.add_argument("--chunk-size", type=int, default=16, help="images per task (per batch with --batched)")
     args = parser.parse_args(argv)
     try:
         check_write_args(args.out, args.split, args.num, args.start, args.shard_size, args.workers, args.chunk_size)
+        if args.backend == "torch" and not args.batched:
+            raise ValueError("--backend torch draws whole batches: add --batched")
     except ValueError as err:
         parser.error(str(err))
     # This package's messages only: OpenGL logs at INFO while the interpreter shuts down.

@@ -35,14 +35,18 @@ def bodies():
     return pixels, vertices[..., 2], torch.as_tensor(model.faces, dtype=torch.int64)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_matches_the_numpy_rasteriser_on_bodies(bodies, device):
+METHODS = [("cpu", "tensors"), ("cpu", "loops")] + [(device, "tensors") for device in DEVICES if device != "cpu"]
+
+
+@pytest.mark.parametrize("device,method", METHODS)
+def test_matches_the_numpy_rasteriser_on_bodies(bodies, device, method):
     """The same face at every pixel as ``render.rasterize`` (up to depth ties), with or without back faces."""
     pixels, depth, faces = bodies
     winding = raster.closed_mesh_winding(SMPL().v_template.numpy(), faces.numpy())
     assert winding == 1  # the open body model is closed, its faces point outwards
-    both = raster.rasterize(pixels.to(device), depth.to(device), faces.to(device), 96)
-    culled = raster.rasterize(pixels.to(device), depth.to(device), faces.to(device), 96, cull=winding)
+    args = pixels.to(device), depth.to(device), faces.to(device), 96
+    both = raster.rasterize(*args, method=method)
+    culled = raster.rasterize(*args, cull=winding, method=method)
     for i in range(len(pixels)):
         face_id, bary = render.rasterize(pixels[i].double().numpy(), depth[i].double().numpy(), faces.numpy(), 96)
         assert (face_id >= 0).sum() > 200  # a body, not a speck
@@ -54,31 +58,33 @@ def test_matches_the_numpy_rasteriser_on_bodies(bodies, device):
                                        bary[same & (face_id >= 0)], atol=2e-3)
 
 
-def test_depth_order_and_both_sides():
+@pytest.mark.parametrize("method", ["tensors", "loops"])
+def test_depth_order_and_both_sides(method):
     """The nearer of two overlapping squares wins wherever both cover; a square seen from behind is drawn."""
     square = torch.tensor([[10.0, 10.0], [50.0, 10.0], [50.0, 50.0], [10.0, 50.0]])
     pixels = torch.cat((square, square + 20.0))[None]  # (1, 8, 2)
     faces = torch.tensor([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
     for near_first in (True, False):
         depth = torch.tensor([[1.0] * 4 + [2.0] * 4]) if near_first else torch.tensor([[2.0] * 4 + [1.0] * 4])
-        fragments = raster.rasterize(pixels, depth, faces, 64)
+        fragments = raster.rasterize(pixels, depth, faces, 64, method=method)
         assert (fragments.face[0, 40, 40] < 2) == near_first  # (40, 40) lies in both squares
         assert fragments.face[0, 20, 20] in (0, 1) and fragments.face[0, 60, 60] in (2, 3)
-    reversed_winding = raster.rasterize(pixels, torch.ones(1, 8), faces[:, [0, 2, 1]], 64)
+    reversed_winding = raster.rasterize(pixels, torch.ones(1, 8), faces[:, [0, 2, 1]], 64, method=method)
     assert (reversed_winding.face >= 0).sum() == (fragments.face >= 0).sum()
-    assert (raster.rasterize(pixels, torch.ones(1, 8), faces, 64, cull=1).face >= 0).sum() == 0  # anticlockwise
-    assert (raster.rasterize(pixels, torch.ones(1, 8), faces, 64, cull=-1).face >= 0).sum() > 0
+    culled = [raster.rasterize(pixels, torch.ones(1, 8), faces, 64, cull=c, method=method) for c in (1, -1)]
+    assert (culled[0].face >= 0).sum() == 0 and (culled[1].face >= 0).sum() > 0  # the squares are anticlockwise
 
 
+@pytest.mark.parametrize("method", ["tensors", "loops"])
 @pytest.mark.parametrize("supersample", [1, 2, 4])
-def test_coverage_is_the_covered_area(supersample):
+def test_coverage_is_the_covered_area(supersample, method):
     """Summed coverage is a shape's area within the aliasing of its outline; a large triangle is drawn whole."""
     generator = torch.Generator().manual_seed(3)
     for trial in range(20):
         triangle = torch.rand(1, 3, 2, generator=generator) * 300.0 - 22.0  # often larger than the image
         faces = torch.tensor([[0, 1, 2]])
         rgb, coverage = raster.draw_colors(triangle, torch.zeros(1, 3), faces, torch.ones(1, 3, 3), 256,
-                                           supersample=supersample)
+                                           supersample=supersample, method=method)
         inside = _clipped_area(triangle[0].double().numpy(), 256)
         perimeter = float((triangle[0] - triangle[0].roll(1, 0)).norm(dim=1).sum())
         assert abs(float(coverage.sum()) - inside) <= perimeter / supersample + 4.0, trial
@@ -106,12 +112,14 @@ def _clipped_area(triangle: np.ndarray, size: int) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
-def test_colours_are_interpolated_and_edges_antialiased(bodies):
+@pytest.mark.parametrize("method", ["tensors", "loops"])
+def test_colours_are_interpolated_and_edges_antialiased(bodies, method):
     """Supersampled colours are the mean of the finer image's; edges get partial coverage."""
     pixels, depth, faces = bodies
     colors = torch.rand(4, pixels.shape[1], 3, generator=torch.Generator().manual_seed(1))
-    rgb, coverage = raster.draw_colors(pixels, depth, faces, colors, 96, supersample=2, cull=1)
-    fine_rgb, fine_coverage = raster.draw_colors(pixels * 2, depth, faces, colors, 192, supersample=1, cull=1)
+    rgb, coverage = raster.draw_colors(pixels, depth, faces, colors, 96, supersample=2, cull=1, method=method)
+    fine_rgb, fine_coverage = raster.draw_colors(pixels * 2, depth, faces, colors, 192, supersample=1, cull=1,
+                                                 method=method)
     torch.testing.assert_close(coverage, torch.nn.functional.avg_pool2d(fine_coverage[:, None], 2)[:, 0])
     pooled = torch.nn.functional.avg_pool2d(fine_rgb.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
     torch.testing.assert_close(rgb, pooled, atol=1e-5, rtol=0)
@@ -119,6 +127,17 @@ def test_colours_are_interpolated_and_edges_antialiased(bodies):
     assert edge.sum() > 100 and set(coverage[edge].unique().tolist()) <= {0.25, 0.5, 0.75}
     # At a fully covered pixel the colour is a convex mix of the three corners' colours of some face.
     assert (rgb[coverage == 1] >= colors.min() - 1e-5).all() and (rgb[coverage == 1] <= colors.max() + 1e-5).all()
+
+
+def test_loops_and_tensors_draw_the_same_images(bodies):
+    """The two implementations agree at every pixel but a handful where a sample lies on an edge."""
+    pixels, depth, faces = bodies
+    colors = torch.rand(4, pixels.shape[1], 3, generator=torch.Generator().manual_seed(2))
+    loops = raster.draw_colors(pixels, depth, faces, colors, 96, supersample=2, cull=1, method="loops")
+    tensors = raster.draw_colors(pixels, depth, faces, colors, 96, supersample=2, cull=1, method="tensors")
+    for a, b in zip(loops, tensors):
+        differ = (a - b).abs().reshape(4, 96, 96, -1).amax(-1) > 1e-4
+        assert differ.sum() <= 8, differ.sum()
 
 
 def test_bad_shapes_are_refused():
@@ -129,3 +148,38 @@ def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="supersample"):
         raster.draw_colors(torch.zeros(1, 3, 2), torch.zeros(1, 3), torch.tensor([[0, 1, 2]]), torch.zeros(1, 3, 3),
                            8, supersample=0)
+    for method in ("tensors", "loops"):
+        with pytest.raises(ValueError, match="colors must have shape"):
+            raster.draw_colors(torch.zeros(1, 3, 2), torch.zeros(1, 3), torch.tensor([[0, 1, 2]]),
+                               torch.zeros(1, 4, 3), 8, method=method)
+    with pytest.raises(ValueError, match="method must be"):
+        raster.rasterize(torch.zeros(1, 3, 2), torch.zeros(1, 3), torch.tensor([[0, 1, 2]]), 8, method="opengl")
+
+
+@pytest.mark.parametrize("method", ["tensors", "loops"])
+def test_vertex_normals_match_the_per_mesh_function(bodies, method):
+    pixels, depth, faces = bodies
+    vertices = torch.cat((pixels.double() / 50.0, depth.double()[..., None]), -1)  # any (N, V, 3)
+    normals = raster.vertex_normals(vertices, faces, method=method)
+    assert normals.dtype == torch.float64
+    for i in range(len(vertices)):
+        np.testing.assert_allclose(normals[i].numpy(), render.vertex_normals(vertices[i].numpy(), faces.numpy()),
+                                   atol=1e-9)
+    with pytest.raises(ValueError, match="vertices must have shape"):
+        raster.vertex_normals(vertices[0], faces, method=method)
+
+
+@pytest.mark.parametrize("method", ["tensors", "loops"])
+def test_draw_over_composes_as_the_formula_says(bodies, method):
+    pixels, depth, faces = bodies
+    generator = torch.Generator().manual_seed(4)
+    colors = torch.rand(4, pixels.shape[1], 3, generator=generator)
+    background = torch.randint(0, 256, (4, 96, 96, 3), generator=generator, dtype=torch.uint8)
+    images = raster.draw_over(pixels, depth, faces, colors, background, cull=1, method=method)
+    rgb, coverage = raster.draw_colors(pixels, depth, faces, colors, 96, cull=1, method=method)
+    expected = (background.float() * (1 - coverage[..., None]) + 255 * rgb).clamp(0, 255) + 0.5
+    assert images.dtype == torch.uint8
+    assert (images.int() - expected.floor().int()).abs().max() <= 1  # float rounding at .5
+    assert (images[coverage == 0] == background[coverage == 0]).all()
+    with pytest.raises(ValueError, match="background must be"):
+        raster.draw_over(pixels, depth, faces, colors, background.float(), method=method)

@@ -185,7 +185,8 @@ def test_write_cli_checks_arguments_before_drawing(tmp_path, capsys):
              (["--out", str(file / "sub"), "--num", "2"], "is a file"),
              (["--out", str(tmp_path / "a"), "--num", "-1"], "--num must be ≥ 1"),
              (["--out", str(tmp_path / "a"), "--num", "2", "--start", "-5"], "--start must be ≥ 0"),
-             (["--out", str(tmp_path / "a"), "--num", "2", "--split", "test", "--start", "9999999"], "beyond")]
+             (["--out", str(tmp_path / "a"), "--num", "2", "--split", "test", "--start", "9999999"], "beyond"),
+             (["--out", str(tmp_path / "a"), "--num", "2", "--backend", "torch"], "add --batched")]
     for args, message in cases:
         with pytest.raises(SystemExit) as exit_info:
             synthetic_write.main(["write", *args])
