@@ -376,14 +376,45 @@ def camera_effects(images: torch.Tensor, generator: torch.Generator, config: Wor
     # image and channel, (N, 256, 3), looked up instead of raising every pixel to a power.
     levels = torch.arange(256, dtype=torch.float64, device=dev) / 255.0
     table = (levels[None, :, None] ** gamma[:, None, None] * gain[:, None] * 255.0).float()  # (N, 256, 3)
-    flat = images.reshape(num, -1, 3).long()  # (N, H·W, 3)
-    x = torch.gather(table, 1, flat).reshape(images.shape)
     rows = noisy.nonzero()[:, 0].to(dev)
+    noise = None
     if len(rows):
         noise = torch.randn((len(rows), *images.shape[1:]), generator=torch.Generator(dev).manual_seed(noise_seed),
-                            device=dev)
-        x[rows] = x[rows] + noise * std[noisy].float().to(dev)[:, None, None, None]
+                            device=dev) * std[noisy].float().to(dev)[:, None, None, None]
+    return (_camera_effects_cpu if dev.type == "cpu" else _camera_effects_gather)(images, table, rows, noise)
+
+
+def _camera_effects_gather(images: torch.Tensor, table: torch.Tensor, rows: torch.Tensor,
+                           noise: torch.Tensor | None) -> torch.Tensor:
+    """``camera_effects``' lookup (``table``: (N, 256, 3)) and noise (for the images ``rows``), any device."""
+    x = torch.gather(table, 1, images.reshape(len(images), -1, 3).long()).reshape(images.shape)
+    if noise is not None:
+        x[rows] = x[rows] + noise
     return (x.clamp(0.0, 255.0) + 0.5).to(torch.uint8)
+
+
+def _camera_effects_cpu(images: torch.Tensor, table: torch.Tensor, rows: torch.Tensor,
+                        noise: torch.Tensor | None) -> torch.Tensor:
+    """``camera_effects``' lookup and noise with NumPy's ``take``, image by image and channel by channel.
+
+    The same numbers as the gather on other devices, several times faster on a CPU. Images without noise
+    are looked up in the rounded table directly: rounding each level once gives what rounding each
+    pixel gives.
+    """
+    pixels = images.numpy()
+    rounded = (table.clamp(0.0, 255.0) + 0.5).to(torch.uint8).numpy()  # (N, 256, 3)
+    out = np.empty(pixels.shape, dtype=np.uint8)
+    for n in range(len(pixels)):
+        for c in range(3):
+            np.take(rounded[n, :, c], pixels[n, ..., c], out=out[n, ..., c])
+    if noise is not None:
+        values, noise = table.numpy(), noise.numpy()
+        for k, n in enumerate(rows.tolist()):
+            x = np.empty(pixels.shape[1:], dtype=np.float32)
+            for c in range(3):
+                np.take(values[n, :, c], pixels[n, ..., c], out=x[..., c])
+            out[n] = ((x + noise[k]).clip(0.0, 255.0) + 0.5).astype(np.uint8)
+    return torch.from_numpy(out)
 
 
 def rasterize_flat(vertices: np.ndarray, faces: np.ndarray, cam: np.ndarray, colors: np.ndarray,

@@ -106,6 +106,16 @@ def test_batched_pieces_match_the_per_image_functions():
                                                                                        faces.numpy()), atol=1e-12)
 
 
+def test_camera_effects_on_a_cpu_equal_the_gather():
+    generator = torch.Generator().manual_seed(5)
+    images = torch.randint(0, 256, (5, 16, 16, 3), generator=generator, dtype=torch.uint8)
+    table = torch.rand(5, 256, 3, generator=generator) * 300.0 - 20.0  # past both ends of 0-255
+    rows, noise = torch.tensor([1, 3]), torch.randn(2, 16, 16, 3, generator=generator) * 4.0
+    for args in ((rows, noise), (rows[:0], None)):
+        expected = synthetic_batch._camera_effects_gather(images, table, *args)
+        assert torch.equal(synthetic_batch._camera_effects_cpu(images, table, *args), expected)
+
+
 def test_framing_puts_the_box_diagonal_where_it_says(world):
     generator = torch.Generator().manual_seed(1)
     vertices = torch.randn(64, 100, 2, generator=generator, dtype=torch.float64) * torch.tensor([0.3, 0.8])
