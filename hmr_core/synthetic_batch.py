@@ -175,7 +175,8 @@ class BatchedWorld:
 
     # ----------------------------------------------------------------------------------------------
     def vertex_colors(self, generator: torch.Generator, num: int, config: WorldConfig) -> torch.Tensor:
-        """(N, V, 3) clothing-like albedo, as ``synthetic_appearance.vertex_colors`` draws it for each image."""
+        """(N, V, 3) clothing-like albedo (float32), as ``synthetic_appearance.vertex_colors`` draws it for each
+        image."""
         names, dev = self.region_names, self.device
         skin_tones = torch.tensor(constants.SKIN_TONES, dtype=torch.float64)
         hair_colors = torch.tensor(constants.HAIR_COLORS, dtype=torch.float64)
@@ -197,20 +198,26 @@ class BatchedWorld:
         print_color = random_garment_colors(generator, num)
         jitter = _uniform(generator, 0.93, 1.07, num, len(self.region), 1)
         to = lambda t: t.to(dev)  # noqa: E731  (draws on the CPU generator, arithmetic on the device)
-        table = to(torch.stack([palette[name] for name in names], dim=1))  # (N, regions, 3)
-        colors = table[:, self.region]  # (N, V, 3)
+        # Each vertex takes one colour of its image's table: its region's, or one that overrides it (the
+        # later rules win, as in the per-image function), then a per-vertex jitter.
+        mouth = skin * torch.tensor((0.8, 0.45, 0.45), dtype=torch.float64)
+        extra = {"stripe": second, "hair": hair, "skin": skin, "print": print_color, "eye": hair * 0.5,
+                 "mouth": mouth}
+        table = to(torch.stack([palette[name] for name in names] + list(extra.values()), dim=1).float())  # (N, R+6, 3)
+        slot = {name: len(names) + k for k, name in enumerate(extra)}
+        choice = self.region[None].expand(num, -1)  # (N, V) index into the table
         shirt_like = (self.region == names.index("shirt"))[None] | (
             (self.region == names.index("sleeve"))[None] & to(long_sleeves))  # (N, V)
         stripes = torch.sin(self.height[None] * to(frequency)[:, None]) > 0
-        colors = torch.where((stripes & shirt_like & to(striped)[:, None])[..., None], to(second)[:, None], colors)
-        colors = torch.where((self.hair[None] & to(has_hair)[:, None])[..., None], to(hair)[:, None], colors)
-        colors = torch.where((self.neckline[None] & to(neckline)[:, None])[..., None], to(skin)[:, None], colors)
         chest = self.chest & ~self.neckline
-        colors = torch.where((chest[None] & to(printed)[:, None])[..., None], to(print_color)[:, None], colors)
-        colors = torch.where(self.eye[None, :, None], to(hair)[:, None] * 0.5, colors)
-        mouth = to(skin) * torch.tensor((0.8, 0.45, 0.45), dtype=torch.float64, device=dev)
-        colors = torch.where(self.mouth[None, :, None], mouth[:, None], colors)
-        return (colors * to(jitter)).clamp(0.02, 1.0)
+        for mask, name in ((stripes & shirt_like & to(striped)[:, None], "stripe"),
+                           (self.hair[None] & to(has_hair)[:, None], "hair"),
+                           (self.neckline[None] & to(neckline)[:, None], "skin"),
+                           (chest[None] & to(printed)[:, None], "print"),
+                           (self.eye[None], "eye"), (self.mouth[None], "mouth")):
+            choice = torch.where(mask, slot[name], choice)
+        colors = table.gather(1, choice[..., None].expand(-1, -1, 3))  # (N, V, 3)
+        return (colors * to(jitter).float()).clamp(0.02, 1.0)
 
     def lit_colors(self, colors: torch.Tensor, normals: torch.Tensor, generator: torch.Generator,
                    config: WorldConfig) -> torch.Tensor:
@@ -221,10 +228,10 @@ class BatchedWorld:
         k = _uniform(generator, *config.light_directional, num)
         toward = torch.randn(num, 3, generator=generator, dtype=torch.float64)
         toward[:, 2] = -toward[:, 2].abs()  # on the camera's side of the body (camera looks along +z)
-        toward = (toward / toward.norm(dim=1, keepdim=True)).to(self.device)
+        toward = (toward / toward.norm(dim=1, keepdim=True)).to(self.device, normals.dtype)
         lambert = torch.einsum("nvc,nc->nv", normals, toward).abs()  # (N, V)
-        factor = (brightness[:, None, None] * tint[:, None]).to(self.device)
-        k = k.to(self.device)[:, None]
+        factor = (brightness[:, None, None] * tint[:, None]).to(self.device, colors.dtype)
+        k = k.to(self.device, colors.dtype)[:, None]
         return (colors * factor * (1.0 - k + k * lambert)[..., None]).clamp(0.0, 1.0)
 
     @staticmethod
@@ -317,7 +324,7 @@ class BatchedWorld:
         cam, truncated, diagonal_px = frame_bodies(vertices[..., :2], generator, config, size)
         cam = cam.float()
         keypoints = camera.weak_perspective_project(out.keypoints, cam.to(dev)).cpu()  # (N, K, 2)
-        normals = vertex_normals(vertices.float(), self.faces).double()
+        normals = vertex_normals(vertices.float(), self.faces)  # (N, V, 3) float32, as the colours
         lit = self.lit_colors(self.vertex_colors(generator, num, config), normals, generator, config)
         shaded = self.shaded_colors(lit, normals)
         occluded_images = _bernoulli(generator, config.occluder_probability, num)
