@@ -179,13 +179,19 @@ def _two_colors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return _random_garment_color(rng), _random_garment_color(rng)
 
 
+@lru_cache(maxsize=8)
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    coords = (np.arange(size) + 0.5) / size - 0.5  # (H,) centred pixel coordinates in [-0.5, 0.5]
-    return np.meshgrid(coords, coords)  # x, y: (H, W)
+    """x, y: (H, W) float32 centred pixel coordinates in [-0.5, 0.5] (kept per size; read-only)."""
+    coords = ((np.arange(size) + 0.5) / size - 0.5).astype(np.float32)
+    x, y = np.meshgrid(coords, coords)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    return a * (1.0 - t[..., None]) + b * t[..., None]  # (H, W, 3)
+    """(1 - t) a + t b: (3,) or (H, W, 3) colours a and b, (H, W) weights t → (H, W, 3) float32."""
+    a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    return a + (b - a) * np.asarray(t, dtype=np.float32)[..., None]
 
 
 def gradient_texture(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -194,10 +200,10 @@ def gradient_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     a, b = _two_colors(rng)
     if rng.random() < 0.5:
         angle = rng.uniform(0, 2 * math.pi)
-        t = (x * math.cos(angle) + y * math.sin(angle)) + 0.5
+        t = (x * np.float32(math.cos(angle)) + y * np.float32(math.sin(angle))) + np.float32(0.5)
     else:
-        cx, cy = rng.uniform(-0.5, 0.5, 2)
-        t = np.hypot(x - cx, y - cy) * rng.uniform(0.8, 2.0)
+        cx, cy = rng.uniform(-0.5, 0.5, 2).astype(np.float32)
+        t = np.hypot(x - cx, y - cy) * np.float32(rng.uniform(0.8, 2.0))
     return _mix(a, b, t.clip(0.0, 1.0))
 
 
@@ -206,8 +212,9 @@ def stripe_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     x, y = _grid(size)
     a, b = _two_colors(rng)
     angle = rng.uniform(0, math.pi)
-    wave = np.sin((x * math.cos(angle) + y * math.sin(angle)) * rng.uniform(8.0, 60.0) + rng.uniform(0, 6.3))
-    t = (wave > rng.uniform(-0.5, 0.5)).astype(float) if rng.random() < 0.6 else 0.5 + 0.5 * wave
+    frequency, phase = np.float32(rng.uniform(8.0, 60.0)), np.float32(rng.uniform(0, 6.3))
+    wave = np.sin((x * np.float32(math.cos(angle)) + y * np.float32(math.sin(angle))) * frequency + phase)
+    t = (wave > rng.uniform(-0.5, 0.5)).astype(np.float32) if rng.random() < 0.6 else 0.5 + 0.5 * wave
     return _mix(a, b, t)
 
 
@@ -217,25 +224,26 @@ def checker_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     a, b = _two_colors(rng)
     angle = rng.uniform(0, math.pi / 2)
     cells = rng.uniform(3.0, 16.0)
-    u = (x * math.cos(angle) + y * math.sin(angle)) * cells
-    v = (-x * math.sin(angle) + y * math.cos(angle)) * cells
-    return _mix(a, b, ((np.floor(u) + np.floor(v)) % 2).astype(float))
+    cos, sin, cells = np.float32(math.cos(angle)), np.float32(math.sin(angle)), np.float32(cells)
+    u = (x * cos + y * sin) * cells
+    v = (-x * sin + y * cos) * cells
+    return _mix(a, b, (np.floor(u).astype(np.int32) + np.floor(v).astype(np.int32)) & 1)  # the cell's parity
 
 
 def noise_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """Smooth multi-octave value noise mapped between two or three colours, (H, W, 3)."""
     from PIL import Image
 
-    total = np.zeros((size, size))
+    total = np.zeros((size, size), dtype=np.float32)
     for octave, cells in enumerate((3, 6, 12, 24)):
         grid = (rng.random((cells, cells)) * 255).astype(np.uint8)
-        smooth = np.asarray(Image.fromarray(grid).resize((size, size), Image.BICUBIC), dtype=float) / 255.0
-        total += smooth * 0.5 ** octave
+        smooth = np.asarray(Image.fromarray(grid).resize((size, size), Image.BICUBIC), dtype=np.float32)
+        total += smooth * np.float32(0.5 ** octave / 255.0)
     total = (total - total.min()) / max(np.ptp(total), 1e-6)
     a, b = _two_colors(rng)
     image = _mix(a, b, total)
     if rng.random() < 0.5:
-        image = _mix(image, _random_garment_color(rng), (np.sin(total * 12.0) > 0.7).astype(float))  # contour bands
+        image = _mix(image, _random_garment_color(rng), np.sin(total * 12.0) > 0.7)  # contour bands
     return image
 
 
@@ -261,7 +269,7 @@ def _draw_shapes(rng: np.random.Generator, size: int, count: int, base: np.ndarr
 def shapes_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """Random rectangles, ellipses and polygons over a flat colour, (H, W, 3)."""
     base = np.broadcast_to(_random_garment_color(rng), (size, size, 3))
-    return np.asarray(_draw_shapes(rng, size, int(rng.integers(5, 25)), base), dtype=float) / 255.0
+    return np.asarray(_draw_shapes(rng, size, int(rng.integers(5, 25)), base), dtype=np.float32) / 255.0
 
 
 def clutter_texture(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -271,7 +279,7 @@ def clutter_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     base = gradient_texture(rng, size)
     pil = _draw_shapes(rng, size, int(rng.integers(20, 60)), base)
     pil = pil.filter(ImageFilter.GaussianBlur(rng.uniform(2.0, 7.0)))
-    return np.asarray(pil, dtype=float) / 255.0
+    return np.asarray(pil, dtype=np.float32) / 255.0
 
 
 @lru_cache(maxsize=None)
@@ -309,8 +317,8 @@ def photo_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     pil = Image.fromarray((crop * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
-    tint = 1.0 + 0.15 * rng.uniform(-1.0, 1.0, 3)
-    return (np.asarray(pil, dtype=float) / 255.0 * tint).clip(0.0, 1.0)
+    tint = (1.0 + 0.15 * rng.uniform(-1.0, 1.0, 3)) / 255.0
+    return (np.asarray(pil, dtype=np.float32) * tint.astype(np.float32)).clip(0.0, 1.0)
 
 
 PROCEDURAL_TEXTURES = (gradient_texture, stripe_texture, checker_texture, noise_texture, shapes_texture,
