@@ -118,23 +118,33 @@ def bare_encoder_step(batch_size: int, device: torch.device, bf16: bool, channel
 
 
 def synthetic_rates(sizes: GpuBenchSizes, device: torch.device) -> dict:
-    """Images per second of the per-image world and of the batched world, in this process, one after the other."""
+    """Images per second of the per-image world and of the batched world, in this process, one after the other.
+
+    The batched world is timed on ``device`` (its tensor rasteriser on a GPU) and, when that is not the
+    CPU, also on the CPU (the compiled loops), as a loader worker draws it.
+    """
     from hmr_core import synthetic
     from hmr_core.synthetic_batch import BatchedWorld
 
-    old_world = synthetic.SyntheticWorld("auto")
-    new_world = BatchedWorld("auto", device=device)
     low = constants.SYNTHETIC_SPLIT_SEEDS["train"][0]
+
+    def batched_rate(world: BatchedWorld) -> float:
+        world.generate(low, min(4, sizes.synthetic_batch), "train")  # first draw: compilation, caches
+        start = time.perf_counter()
+        for first in range(0, sizes.synthetic_batched_images, sizes.synthetic_batch):
+            world.generate(low + first, sizes.synthetic_batch, "train")
+        return sizes.synthetic_batched_images / (time.perf_counter() - start)
+
+    old_world = synthetic.SyntheticWorld("auto")
     synthetic.generate_batch(np.arange(low, low + 1), "train", old_world)  # first draw: contexts, caches
-    new_world.generate(low, min(4, sizes.synthetic_batch), "train")
     start = time.perf_counter()
     synthetic.generate_batch(np.arange(low, low + sizes.synthetic_old_images), "train", old_world)
     old = sizes.synthetic_old_images / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for first in range(0, sizes.synthetic_batched_images, sizes.synthetic_batch):
-        new_world.generate(low + first, sizes.synthetic_batch, "train")
-    new = sizes.synthetic_batched_images / (time.perf_counter() - start)
+    new_world = BatchedWorld("auto", device=device)
+    new = batched_rate(new_world)
+    on_cpu = new if device.type == "cpu" else batched_rate(BatchedWorld("auto", device="cpu"))
     return {"per_image_world_images_per_s": old, "batched_world_images_per_s": new, "speedup": new / old,
+            "batched_world_cpu_images_per_s": on_cpu,
             "render_backend": new_world.backend, "torch_threads": torch.get_num_threads()}
 
 
@@ -296,6 +306,7 @@ def markdown(results: dict) -> str:
               f"| synthetic world, per image (SyntheticWorld), one process | {w['per_image_world_images_per_s']:.1f} |",
               f"| synthetic world, batched (BatchedWorld), one process | {w['batched_world_images_per_s']:.1f} "
               f"({w['speedup']:.1f}x) |",
+              f"| synthetic world, batched, one process on the CPU | {w['batched_world_cpu_images_per_s']:.1f} |",
               f"| trainer's loader on the fly, {d['workers']} workers | {d['online_synthetic_samples_per_s']:.1f} |",
               f"| JPEG loader (bench data), {d['workers']} workers | {d['jpeg_samples_per_s']:.1f} |",
               "", "## Short training run on on-the-fly synthetic data", "",

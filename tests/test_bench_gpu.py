@@ -22,6 +22,7 @@ def test_quick_mode_runs_every_part_and_writes_json_and_markdown(tmp_path):
     assert steps[1]["bare_encoder_images_per_s"] > 0
     world = results["synthetic_world"]
     assert world["per_image_world_images_per_s"] > 0 and world["batched_world_images_per_s"] > 0
+    assert world["batched_world_cpu_images_per_s"] > 0
     assert results["data_loader"]["online_synthetic_samples_per_s"] > 0
     run = results["training_run"]
     assert run["steps"] == 2 and run["eval_samples"] == 2 and math.isfinite(run["pa_mpjpe_mm"])
