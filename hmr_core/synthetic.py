@@ -145,20 +145,26 @@ def split_seeds(split: str, num: int, start: int = 0) -> np.ndarray:
     Raises:
         ValueError: for an unknown split, or indices beyond the split's seed range.
     """
-    low, high = _seed_range(split)
+    low, high = seed_range(split)
     if start < 0 or num < 0 or low + start + num > high:
         raise ValueError(f"split {split!r} has {high - low} images; indices [{start}, {start + num}) are outside it")
     return np.arange(low + start, low + start + num, dtype=np.int64)
 
 
-def _seed_range(split: str) -> tuple[int, int]:
+def seed_range(split: str) -> tuple[int, int]:
+    """``(low, high)``: the seeds of ``split`` are ``low, ..., high - 1``.
+
+    Raises:
+        ValueError: for an unknown split.
+    """
     if split not in constants.SYNTHETIC_SPLIT_SEEDS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return constants.SYNTHETIC_SPLIT_SEEDS[split]
 
 
-def _check_seed(seed: int, split: str) -> None:
-    low, high = _seed_range(split)
+def check_seed(seed: int, split: str) -> None:
+    """Raise a ValueError that says which range to use when ``seed`` is not one of ``split``'s."""
+    low, high = seed_range(split)
     if not low <= seed < high:
         raise ValueError(f"seed {seed} is not in split {split!r}'s range [{low}, {high}); use split_seeds({split!r}, ...)")
 
@@ -241,7 +247,7 @@ class SyntheticWorld:
         """
         from hmr_core.pose_prior import sample_poses
 
-        _check_seed(seed, split)
+        check_seed(seed, split)
         config = SPLIT_CONFIGS[split]
         size = constants.IMG_SIZE
         rng = np.random.default_rng(seed)

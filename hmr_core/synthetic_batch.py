@@ -40,7 +40,7 @@ from hmr_core.augment import NO_AUGMENTATION, AugmentConfig
 from hmr_core.datasets import Sample
 from hmr_core.raster import vertex_normals
 from hmr_core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from hmr_core.synthetic import LABEL_SHAPES, SPLIT_CONFIGS, SyntheticWorld, WorldConfig, _check_seed, _seed_range
+from hmr_core.synthetic import LABEL_SHAPES, SPLIT_CONFIGS, SyntheticWorld, WorldConfig, check_seed, seed_range
 from hmr_core.synthetic_appearance import FACE_EYE, FACE_MOUTH, draw_occluders, random_background
 from hmr_core.synthetic_camera import keypoint_visibility
 from hmr_core.synthetic_shards import SyntheticDataset
@@ -304,8 +304,8 @@ class BatchedWorld:
 
         if num < 1:
             raise ValueError(f"num must be ≥ 1, got {num}")
-        _check_seed(first_seed, split)
-        _check_seed(first_seed + num - 1, split)
+        check_seed(first_seed, split)
+        check_seed(first_seed + num - 1, split)
         config, size, dev = SPLIT_CONFIGS[split], constants.IMG_SIZE, self.device
         generator = batch_generator(first_seed, num)
         drawn = sample_poses(num, generator, config.pose_prior, capsules=self.capsules)
@@ -501,7 +501,7 @@ class OnTheFlySynthetic(SyntheticDataset):
 
     def __init__(self, split: str = "train", augment: AugmentConfig | None = None, length: int = 100_000,
                  backend: str = "auto"):
-        _seed_range(split)  # raises for an unknown split
+        seed_range(split)  # raises for an unknown split
         if length < 1:
             raise ValueError(f"length must be ≥ 1, got {length}")
         self.split, self.backend, self.length = split, backend, int(length)
@@ -523,7 +523,7 @@ class OnTheFlySynthetic(SyntheticDataset):
 
     def draw(self, batch_seed: int, num: int) -> dict[str, np.ndarray]:
         """The arrays of the ``num`` images whose batch is chosen by ``batch_seed`` (any integer)."""
-        low, high = _seed_range(self.split)
+        low, high = seed_range(self.split)
         first = low + int(batch_seed) % (high - low - num)
         # Nothing here may draw from torch's global generator, whose state a resumed run restores (dropout).
         with torch.random.fork_rng(devices=[]):
@@ -561,7 +561,7 @@ class GeneratedSplit(SyntheticDataset):
     def __init__(self, split: str = "test", num: int = 256, batch_size: int = 64, backend: str = "auto"):
         if num < 1 or batch_size < 1:
             raise ValueError(f"need num ≥ 1 and batch_size ≥ 1, got {num} and {batch_size}")
-        low, _ = _seed_range(split)
+        low, _ = seed_range(split)
         world = BatchedWorld(backend)
         parts = [world.generate(low + first, min(batch_size, num - first), split)
                  for first in range(0, num, batch_size)]

@@ -34,7 +34,7 @@ from hmr_core.augment import (
 )
 from hmr_core.annotations import DatasetError
 from hmr_core.datasets import Sample
-from hmr_core.synthetic import LABEL_SHAPES, _seed_range
+from hmr_core.synthetic import LABEL_SHAPES, seed_range
 
 logger = logging.getLogger("hmr_core.synthetic")  # one logger for all of the synthetic world
 
@@ -116,7 +116,7 @@ def read_shard_labels(path: str | Path, split: str | None = None) -> dict[str, n
         if labels[key].shape != (num, *row):
             raise ShardError(f"shard {path}: '{key}' has shape {labels[key].shape}, expected {(num, *row)}")
     if split is not None and num:
-        low, high = _seed_range(split)
+        low, high = seed_range(split)
         if labels["seed"].min() < low or labels["seed"].max() >= high:
             raise ShardError(f"shard {path} holds seeds outside split {split!r}'s range [{low}, {high})")
     labels["images_shape"] = np.asarray(shape)
@@ -200,7 +200,7 @@ class SyntheticDataset(Dataset):
     """
 
     def __init__(self, root: str | Path, split: str = "train", augment: AugmentConfig | None = None):
-        _seed_range(split)
+        seed_range(split)
         self.root = Path(root)
         self.split = split
         self.augment = NO_AUGMENTATION if augment is None else augment

@@ -26,9 +26,9 @@ from hmr_core.synthetic import (
     SPLIT_CONFIGS,
     SPLITS,
     SyntheticWorld,
-    _seed_range,
     default_world,
     generate_batch,
+    seed_range,
     split_seeds,
 )
 from hmr_core.synthetic_shards import ShardError, shard_is_complete, shard_path, write_shard
@@ -113,7 +113,7 @@ def check_write_args(out: str | Path, split: str, num: int, start: int, shard_si
     if shard_size < 1 or workers < 1 or chunk_size < 1:
         raise ValueError(f"need --shard-size ≥ 1, --workers ≥ 1 and chunk size ≥ 1; got {shard_size}, {workers}, "
                          f"{chunk_size}")
-    low, high = _seed_range(split)
+    low, high = seed_range(split)
     if low + start + num > high:
         raise ValueError(f"split {split!r} has {high - low} images; --start {start} --num {num} goes beyond it")
     out = Path(out)
