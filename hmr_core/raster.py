@@ -2,14 +2,15 @@
 
 The synthetic world (``synthetic_batch``) draws whole batches of bodies. OpenGL draws one body per call,
 and on a machine without a GPU (Mesa's software renderer) most of its time goes to shading, multisampling
-and reading back one framebuffer at a time. This rasteriser does what the flat-shaded drawing needs, for
-N meshes at once, with tensor operations only:
+and reading back one framebuffer at a time. This rasteriser does what drawing interpolated vertex colours
+needs, for N meshes at once, with tensor operations:
 
 1. every triangle of every mesh is put into a class by the width and height of its bounding box in
    samples (1, 2, 3, 4, 6, 8, ... each), and each class tests all the samples (pixel centres) of its
    boxes at once with the triangle's edge functions;
 2. the depth test is one ``scatter_reduce(..., "amin")`` per class: a sample's key holds its quantised
-   depth in the high bits and the triangle in the low 32, so the smallest key is the nearest face;
+   depth in the high bits and the face in the low 32, so the smallest key is the nearest face (at equal
+   depth, the smaller face index);
 3. the winning face's barycentric coordinates interpolate the vertex colours, and with ``supersample``
    = 2 the 2 × 2 samples of a pixel are averaged: antialiased edges, as OpenGL's 4× multisampling.
 
@@ -18,10 +19,12 @@ the triangle: no perspective correction. A closed mesh (every edge shared by two
 back faces culled, which halves the work and changes no pixel: the first surface a ray meets on a closed
 mesh is one it enters, a front face.
 
-On a CPU the same algorithm runs faster as plain loops (``_draw_loops``: one depth buffer per mesh, each
-face's box of samples tested in turn) compiled by numba, which ``draw_colors`` and ``rasterize`` use for
-CPU tensors when numba is installed (the ``render`` extra); the tensor version serves GPUs and machines
-without numba, and the tests hold the two to the same images.
+On a CPU the same algorithm runs about ten times faster as plain loops (``_draw_loops``: one depth buffer
+per mesh, each face's box of samples tested in turn) compiled by numba, which ``rasterize``,
+``draw_colors``, ``draw_over`` and ``vertex_normals`` use for CPU tensors when numba is installed (the
+``render`` extra); the tensor version serves GPUs and machines without numba, and the tests hold the two
+to the same images. On a GPU the colours are summed with float atomics, so two draws of a batch may
+differ in the last bit (and rarely by one grey level after rounding).
 
 Letters in shapes: N meshes (images), V vertices, F faces, H = W = size · supersample samples per side.
 """
@@ -30,14 +33,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
 
-# Depths are quantised per mesh (between its nearest and farthest vertex) and sit above the index in a key.
-_DEPTH_LEVELS = 2**30  # headroom below 2^31: rounding may put an edge sample a little past it
+# Depths are quantised per mesh (between its nearest and farthest vertex) and sit above the face in a key.
+_DEPTH_LEVELS = 2**30
 _NO_FACE = torch.iinfo(torch.int64).max
-# A key's low bits: the triangle's row among the candidate triangles of the call.
+# A key's low bits: the face.
 _INDEX_BITS = 32
 # Box sides of the classes of triangles (a class tests all the samples of a box of its size).
 _SIDES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -102,12 +106,13 @@ class Samples:
 
 
 def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, size: int,
-                    cull: int = 0, attributes: torch.Tensor | None = None,
-                    workspace: dict | None = None) -> Samples:
+                    cull: int = 0, attributes: torch.Tensor | None = None) -> Samples:
     """Z-buffer rasterisation of N meshes with shared faces, kept sparse: the samples that see a face.
 
     The conventions are ``render.rasterize``'s: sample (i, j) has its centre at (j + 0.5, i + 0.5), x
-    right, y down, smaller depth is nearer, and a centre on an edge belongs to both faces.
+    right, y down, smaller depth is nearer, and a centre on an edge belongs to both faces. Depth is
+    compared quantised to 2^30 levels between a mesh's nearest and farthest vertex; at equal depth the
+    face with the smaller index wins.
 
     Args:
         pixels: (N, V, 2) vertex positions in samples.
@@ -117,21 +122,22 @@ def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tens
         cull: 0 draws both sides; +1 drops the faces that are clockwise on screen (for a closed mesh whose
             faces point outwards, seen along +z: its back faces), -1 those that are anticlockwise.
         attributes: (N, V, C) vertex attributes to interpolate at the samples (colours), or None.
-        workspace: a dict that keeps the depth buffer between calls (a fresh buffer of this size costs
-            more in page faults than filling it); None for a new one.
 
     Returns:
         The ``Samples`` that see a face, ordered by image, row and column.
+
+    Raises:
+        ValueError: for shapes that do not fit, face indices outside [0, V), or a bad ``size`` or ``cull``.
     """
-    if pixels.ndim != 3 or pixels.shape[-1] != 2 or depth.shape != pixels.shape[:2]:
-        raise ValueError(f"need pixels (N, V, 2) and depth (N, V), got {tuple(pixels.shape)} and "
-                         f"{tuple(depth.shape)}")
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"faces must have shape (F, 3), got {tuple(faces.shape)}")
-    if attributes is not None and attributes.shape[:2] != pixels.shape[:2]:
+    _check_inputs(pixels, depth, faces, size, 1, cull)
+    if attributes is not None and (attributes.ndim != 3 or attributes.shape[:2] != pixels.shape[:2]):
         raise ValueError(f"attributes must have shape (N, V, C) = {tuple(pixels.shape[:2])} + (C,), got "
                          f"{tuple(attributes.shape)}")
     num, num_faces, dev = len(pixels), len(faces), pixels.device
+    if num == 0 or num_faces == 0:
+        none = torch.zeros(0, dtype=torch.int64, device=dev)
+        values = None if attributes is None else torch.zeros(0, attributes.shape[2], device=dev)
+        return Samples(none, none, none, none, torch.zeros(0, 3, device=dev), values)
     # Depth, quantised per mesh between its nearest and farthest vertex.
     z = depth.float()
     z_low, z_high = z.amin(1, keepdim=True), z.amax(1, keepdim=True)
@@ -167,24 +173,25 @@ def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tens
     inv = 1.0 / ((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
     # Barycentric coordinates as planes over the image, with u × v = u_x v_y - u_y v_x:
     # w_b(q) = ((q - a) × (c - a)) / area = e1x · qx + e1y · qy + e1, w_c(q) = ((b - a) × (q - a)) / area,
-    # and any attribute is A(q) = A_a + w_b (A_b - A_a) + w_c (A_c - A_a); depth too.
+    # and any attribute is A(q) = A_a + w_b (A_b - A_a) + w_c (A_c - A_a). Depth is interpolated so too,
+    # with w_b and w_c clamped to [0, 1]: a plane of its own would lose all precision on a sliver.
     e1x, e1y = (cy - ay) * inv, -(cx - ax) * inv
     e2x, e2y = -(by - ay) * inv, (bx - ax) * inv
     e1 = -(e1x * ax + e1y * ay)
     e2 = -(e2x * ax + e2y * ay)
-    zx, zy = e1x * (zb - za) + e2x * (zc - za), e1y * (zb - za) + e2y * (zc - za)
-    z0 = za + e1 * (zb - za) + e2 * (zc - za)
-    plane = torch.stack((e1x, e1y, e1, e2x, e2y, e2, zx, zy, z0), dim=1)  # (M, 9)
+    plane = torch.stack((e1x, e1y, e1, e2x, e2y, e2, za, zb - za, zc - za), dim=1)  # (M, 9)
+    # The row of each triangle of the call in ``plane``, by (mesh, face): a key holds the face.
+    row_of = torch.full((num * num_faces,), -1, dtype=torch.int64, device=dev)
+    row_of[image * num_faces + face] = torch.arange(len(face), device=dev)
     # Samples past a box's last column or row are dropped, but their indices may run past the last image.
-    zbuffer = _buffer(workspace, "zbuffer", num * size * size + (_SIDES[-1] + 1) * size, torch.int64, dev)
-    zbuffer.fill_(_NO_FACE)
+    zbuffer = torch.full((num * size * size + (_SIDES[-1] + 1) * size,), _NO_FACE, dtype=torch.int64, device=dev)
     classes, counts = torch.unique_consecutive(cls, return_counts=True)
     start = 0
     for k, count in zip(classes.tolist(), counts.tolist()):
-        ids = torch.arange(start, start + count, device=dev)  # rows of ``plane``
         part = slice(start, start + count)
+        ids = face[part]  # the faces, as a key holds them
         start += count
-        side_x, side_y = _SIDES[min(k // len(_SIDES), len(_SIDES) - 1)], _SIDES[k % len(_SIDES)]
+        side_x, side_y = _SIDES[k // len(_SIDES)], _SIDES[k % len(_SIDES)]
         ox, oy, last_x, last_y = box[part].T
         p, first_sample = plane[part], image[part] * size
         if k == len(_SIDES) ** 2 - 1:  # the largest boxes: tiles of side_x × side_y
@@ -205,20 +212,22 @@ def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tens
         off_y = torch.where(py <= last_y[:, None], 0.0, -math.inf)  # (m, side_y)
         w1 = (p[:, 0:1] * qx + p[:, 2:3] + off_x)[:, None, :] + (p[:, 1:2] * qy + off_y)[:, :, None]
         w2 = (p[:, 3:4] * qx + p[:, 5:6])[:, None, :] + (p[:, 4:5] * qy)[:, :, None]  # (m, side_y, side_x)
-        z = (p[:, 6:7] * qx + p[:, 8:9])[:, None, :] + (p[:, 7:8] * qy)[:, :, None]
         inside = (w1 >= 0) & (w2 >= 0) & (w1 + w2 <= 1)
-        # One key per candidate sample: depth above, the triangle's row in ``plane`` below; outside: none.
+        z = torch.addcmul(p[:, 6, None, None], w1.clamp(0.0, 1.0), p[:, 7, None, None])  # in [0, 2^30]
+        z.addcmul_(w2.clamp(0.0, 1.0), p[:, 8, None, None])
+        # One key per candidate sample: depth above, the face below; outside the triangle: none.
         key = torch.where(inside, (z.long() << _INDEX_BITS) | ids[:, None, None], _NO_FACE)
         sample = ((first_sample[:, None] + py) * size)[:, :, None] + px[:, None, :]  # (m, side_y, side_x)
         zbuffer.scatter_reduce_(0, sample.view(-1), key.view(-1), "amin")
     zbuffer = zbuffer[: num * size * size]
     hit = (zbuffer != _NO_FACE).nonzero()[:, 0]  # (P,) flat samples that see a face
-    row = zbuffer[hit] & (2**_INDEX_BITS - 1)  # (P,) the winning triangle's row in ``plane``
     image_p, rest = hit // (size * size), hit % (size * size)
+    row = row_of.index_select(0, image_p * num_faces + (zbuffer[hit] & (2**_INDEX_BITS - 1)))  # (P,) in ``plane``
     y, x = rest // size, rest % size
     p = plane.index_select(0, row)
     qx, qy = x.float() + 0.5, y.float() + 0.5
-    w1, w2 = p[:, 0] * qx + p[:, 1] * qy + p[:, 2], p[:, 3] * qx + p[:, 4] * qy + p[:, 5]
+    w1 = (p[:, 0] * qx + p[:, 1] * qy + p[:, 2]).clamp(0.0, 1.0)
+    w2 = torch.minimum((p[:, 3] * qx + p[:, 4] * qy + p[:, 5]).clamp(0.0, 1.0), 1.0 - w1)
     values = None
     if attributes is not None:
         # Each sample's corner attributes, gathered from vertex-major rows as the positions were.
@@ -232,16 +241,6 @@ def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tens
     return Samples(image_p, y, x, face.index_select(0, row), torch.stack((1.0 - w1 - w2, w1, w2), dim=-1), values)
 
 
-def _buffer(workspace: dict | None, name: str, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A 1-D tensor of ``numel`` elements (contents undefined), kept in ``workspace`` for the next call."""
-    if workspace is None:
-        return torch.empty(numel, dtype=dtype, device=device)
-    held = workspace.get(name)
-    if held is None or held.numel() < numel or held.dtype != dtype or held.device != device:
-        held = workspace[name] = torch.empty(numel, dtype=dtype, device=device)
-    return held[:numel]
-
-
 def rasterize(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, size: int,
               cull: int = 0, method: str = "auto") -> Fragments:
     """The face and barycentric coordinates that each pixel centre sees, as images.
@@ -252,10 +251,13 @@ def rasterize(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, si
 
     Returns:
         The ``Fragments`` of the N images, (N, size, size).
+
+    Raises:
+        ValueError: as ``visible_samples``, or for an unknown ``method``.
     """
     num = len(pixels)
     if _choose_method(method, pixels) == "loops":
-        _check_inputs(pixels, depth, faces)
+        _check_inputs(pixels, depth, faces, size, 1, cull)
         face = np.full((num, size, size), -1, dtype=np.int32)
         bary = np.zeros((num, size, size, 2), dtype=np.float32)
         _compiled_loops()(*_as_arrays(pixels, depth, faces, torch.zeros(num, pixels.shape[1], 0)), size, 1, cull,
@@ -273,8 +275,7 @@ def rasterize(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, si
 
 
 def draw_colors(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, colors: torch.Tensor, size: int,
-                supersample: int = 2, cull: int = 0, workspace: dict | None = None, method: str = "auto"
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                supersample: int = 2, cull: int = 0, method: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """N meshes with interpolated vertex colours, antialiased by supersampling.
 
     Two implementations give the same images (``tests/test_raster.py``): "tensors" (``visible_samples``,
@@ -286,63 +287,65 @@ def draw_colors(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, 
         pixels: (N, V, 2) vertex positions in pixels of the ``size`` × ``size`` image.
         depth: (N, V) vertex depths, smaller is nearer.
         faces: (F, 3) vertex indices.
-        colors: (N, V, 3) vertex colours.
+        colors: (N, V, C) vertex colours (or any attributes to interpolate).
         size: side of the square image.
         supersample: samples per pixel side (2: 4 samples per pixel, as OpenGL's 4× multisampling).
-        cull, workspace: as in ``visible_samples``.
+        cull: as in ``visible_samples``.
         method: "auto", "loops" or "tensors".
 
     Returns:
-        ``(rgb, coverage)``: (N, size, size, 3) colours premultiplied by the (N, size, size) share of each
+        ``(rgb, coverage)``: (N, size, size, C) colours premultiplied by the (N, size, size) share of each
         pixel's samples that see the mesh, both float32, on the device of ``pixels``.
+
+    Raises:
+        ValueError: as ``visible_samples``, for colours of another shape, a ``supersample`` that is not a
+            positive integer, or an unknown ``method``.
     """
-    if supersample < 1:
-        raise ValueError(f"supersample must be ≥ 1, got {supersample}")
     num = len(pixels)
+    _check_inputs(pixels, depth, faces, size, supersample, cull)
     if colors.ndim != 3 or colors.shape[:2] != pixels.shape[:2]:
         raise ValueError(f"colors must have shape (N, V, C) = {tuple(pixels.shape[:2])} + (C,), got "
                          f"{tuple(colors.shape)}")
     if _choose_method(method, pixels) == "loops":
-        _check_inputs(pixels, depth, faces)
         rgb = np.zeros((num, size, size, colors.shape[2]), dtype=np.float32)
         coverage = np.zeros((num, size, size), dtype=np.float32)
         _compiled_loops()(*_as_arrays(pixels, depth, faces, colors), size, supersample, cull, rgb, coverage, False,
                           *_NO_RECORD, *_NO_IMAGES)
         return torch.from_numpy(rgb), torch.from_numpy(coverage)
-    samples = visible_samples(pixels * supersample, depth, faces, size * supersample, cull, colors, workspace)
+    samples = visible_samples(pixels * supersample, depth, faces, size * supersample, cull, colors)
     rgba = torch.cat((samples.values, torch.ones_like(samples.values[:, :1])), dim=1)  # (P, C + 1): colour and a 1
     # A pixel's colour is the mean of its supersample² samples (zero for those that see no face).
     pixel = (samples.image * size + samples.y // supersample) * size + samples.x // supersample  # (P,)
     out = torch.zeros(num * size * size, rgba.shape[1], dtype=torch.float32, device=pixels.device)
     out.index_add_(0, pixel, rgba, alpha=1.0 / supersample**2)
-    out = out.reshape(num, size, size, -1)
+    out = out.reshape(num, size, size, rgba.shape[1])
     return out[..., :-1], out[..., -1]
 
 
 def draw_over(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, colors: torch.Tensor,
-              background: torch.Tensor, supersample: int = 2, cull: int = 0, workspace: dict | None = None,
-              method: str = "auto") -> torch.Tensor:
+              background: torch.Tensor, supersample: int = 2, cull: int = 0, method: str = "auto") -> torch.Tensor:
     """N meshes with vertex colours drawn over N images, as ``draw_colors`` draws them.
 
     Each pixel becomes ``background · (1 - coverage) + 255 · rgb`` (``rgb`` is premultiplied), rounded.
 
     Args:
-        pixels, depth, faces, supersample, cull, workspace, method: as in ``draw_colors``.
+        pixels, depth, faces, supersample, cull, method: as in ``draw_colors``.
         colors: (N, V, C) vertex colours in [0, 1].
         background: (N, H, W, C) uint8 images, H = W.
 
     Returns:
         (N, H, W, C) uint8 images, a new tensor on the device of ``pixels``.
+
+    Raises:
+        ValueError: as ``draw_colors``, or for a background that is not (N, H, H, C) uint8.
     """
     if background.dtype != torch.uint8 or background.ndim != 4 or background.shape[0] != len(pixels) \
             or background.shape[1] != background.shape[2] or background.shape[3] != colors.shape[-1]:
         raise ValueError(f"background must be (N, H, H, C) uint8 with N = {len(pixels)} and C = "
                          f"{colors.shape[-1]}, got {tuple(background.shape)} {background.dtype}")
     size = background.shape[1]
-    if supersample < 1:
-        raise ValueError(f"supersample must be ≥ 1, got {supersample}")
     if _choose_method(method, pixels) == "loops":
-        _check_inputs(pixels, depth, faces)
+        _check_inputs(pixels, depth, faces, size, supersample, cull)
         if colors.ndim != 3 or colors.shape[:2] != pixels.shape[:2]:
             raise ValueError(f"colors must have shape (N, V, C) = {tuple(pixels.shape[:2])} + (C,), got "
                              f"{tuple(colors.shape)}")
@@ -350,7 +353,7 @@ def draw_over(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, co
         _compiled_loops()(*_as_arrays(pixels, depth, faces, colors), size, supersample, cull, *_NO_COLORS, False,
                           *_NO_RECORD, np.ascontiguousarray(background.cpu().numpy()), images)
         return torch.from_numpy(images)
-    rgb, coverage = draw_colors(pixels, depth, faces, colors, size, supersample, cull, workspace, method)
+    rgb, coverage = draw_colors(pixels, depth, faces, colors, size, supersample, cull, method)
     out = background.to(pixels.device).float() * (1.0 - coverage[..., None]) + rgb * 255.0
     return (out.clamp(0.0, 255.0) + 0.5).to(torch.uint8)
 
@@ -364,14 +367,21 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, method: str = "a
         method: "auto", "loops" or "tensors", as in ``draw_colors``.
 
     Returns:
-        (N, V, 3) unit normals (zero for unused vertices), in the dtype of ``vertices``.
+        (N, V, 3) unit normals (zero for unused vertices), in the dtype of ``vertices``. With "auto",
+        vertices that require gradients take the tensors, which pass them on.
+
+    Raises:
+        ValueError: for vertices not (N, V, 3), faces not (F, 3) or indices outside [0, V).
     """
     if vertices.ndim != 3 or vertices.shape[-1] != 3:
         raise ValueError(f"vertices must have shape (N, V, 3), got {tuple(vertices.shape)}")
+    _check_faces(faces, vertices.shape[1])
+    if method == "auto" and vertices.requires_grad:
+        method = "tensors"
     if _choose_method(method, vertices) == "loops":
         normals = np.zeros(tuple(vertices.shape), dtype=np.float64)
         _compiled_loops(_normals_loops)(np.ascontiguousarray(vertices.detach().numpy(), dtype=np.float64),
-                                        np.ascontiguousarray(faces.numpy(), dtype=np.int64), normals)
+                                        np.ascontiguousarray(faces.cpu().numpy(), dtype=np.int64), normals)
         return torch.from_numpy(normals).to(vertices.dtype)
     tri = vertices[:, faces]  # (N, F, 3, 3)
     face_normals = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])  # (N, F, 3)
@@ -401,18 +411,37 @@ def _choose_method(method: str, pixels: torch.Tensor) -> str:
     return method
 
 
+@lru_cache(maxsize=None)
 def _numba_available() -> bool:
-    import importlib.util
+    """Whether numba imports here (once per process)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    return importlib.util.find_spec("numba") is not None
+
+def _check_faces(faces: torch.Tensor, num_vertices: int) -> None:
+    if faces.ndim != 2 or faces.shape[1] != 3 or faces.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"faces must be (F, 3) integers, got {tuple(faces.shape)} {faces.dtype}")
+    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= num_vertices):
+        raise ValueError(f"faces index vertices outside [0, {num_vertices}): from {int(faces.min())} to "
+                         f"{int(faces.max())}")
 
 
-def _check_inputs(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor) -> None:
+def _check_inputs(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, size: int, supersample: int,
+                  cull: int) -> None:
+    """The checks of every entry point: shapes, face indices and settings."""
     if pixels.ndim != 3 or pixels.shape[-1] != 2 or depth.shape != pixels.shape[:2]:
         raise ValueError(f"need pixels (N, V, 2) and depth (N, V), got {tuple(pixels.shape)} and "
                          f"{tuple(depth.shape)}")
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"faces must have shape (F, 3), got {tuple(faces.shape)}")
+    _check_faces(faces, pixels.shape[1])
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    if not isinstance(supersample, int) or supersample < 1:
+        raise ValueError(f"supersample must be a positive integer, got {supersample!r}")
+    if cull not in (-1, 0, 1):
+        raise ValueError(f"cull must be -1, 0 or 1, got {cull!r}")
 
 
 def _as_arrays(pixels, depth, faces, colors):
@@ -458,8 +487,8 @@ def _draw_loops(pixels, depth, faces, colors, size, supersample, cull, rgb, cove
     """Rasterise N meshes one after the other: a depth buffer per mesh, then colours per pixel.
 
     The same sample positions, edge and depth tests as ``visible_samples`` (a sample on an edge belongs to
-    both faces; the nearest face wins, the first one drawn at equal depth), with back faces culled as
-    ``cull`` says.
+    both faces; the nearest face wins, at equal depth the one with the smaller index), with back faces
+    culled as ``cull`` says. Depths are compared as floats here, not quantised.
 
     Args:
         pixels: (N, V, 2) float32 positions in pixels; depth: (N, V) float32; faces: (F, 3) int64.
@@ -487,12 +516,13 @@ def _draw_loops(pixels, depth, faces, colors, size, supersample, cull, rgb, cove
             bx, by = pixels[n, i1, 0] * supersample, pixels[n, i1, 1] * supersample
             cx, cy = pixels[n, i2, 0] * supersample, pixels[n, i2, 1] * supersample
             area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
-            if abs(area) <= 1e-12 or (cull != 0 and area * cull >= 0):
-                continue
-            x0 = max(int(math.ceil(min(ax, bx, cx) - 0.5)), 0)
-            x1 = min(int(math.floor(max(ax, bx, cx) - 0.5)), side - 1)
-            y0 = max(int(math.ceil(min(ay, by, cy) - 0.5)), 0)
-            y1 = min(int(math.floor(max(ay, by, cy) - 0.5)), side - 1)
+            if not math.isfinite(area) or abs(area) <= 1e-12 or (cull != 0 and area * cull >= 0):
+                continue  # also a corner at infinity or NaN
+            # The box of samples, clamped to the image before it becomes integers.
+            x0 = int(min(max(math.ceil(min(ax, bx, cx) - 0.5), 0.0), float(side)))
+            x1 = int(max(min(math.floor(max(ax, bx, cx) - 0.5), side - 1.0), -1.0))
+            y0 = int(min(max(math.ceil(min(ay, by, cy) - 0.5), 0.0), float(side)))
+            y1 = int(max(min(math.floor(max(ay, by, cy) - 0.5), side - 1.0), -1.0))
             inv = 1.0 / area
             e1x, e1y = (cy - ay) * inv, -(cx - ax) * inv
             e2x, e2y = -(by - ay) * inv, (bx - ax) * inv

@@ -1,20 +1,22 @@
 """The synthetic world in batches: many bodies drawn at once in torch, for shards or for training on the fly.
 
-``synthetic.SyntheticWorld`` draws one image at a time from one seed, which takes about 70 ms of CPU per
+``synthetic.SyntheticWorld`` draws one image at a time from one seed, which takes about 75 ms of CPU per
 image on the development machine's cores (docs/benchmarks.md): most of it in OpenGL's per-pixel lighting
 (Mesa's software renderer), in drawing one pose at a time (the penetration test, forward kinematics) and
-in NumPy per-vertex work. ``BatchedWorld`` draws the same
-world (the same ``WorldConfig`` presets, the same distributions of bodies, cameras, clothes, light,
-backgrounds, occluders and camera effects) for a whole batch:
+in NumPy per-vertex work. ``BatchedWorld`` draws the same world (the same ``WorldConfig`` presets, the
+same distributions of bodies, cameras, clothes, light, backgrounds, occluders and camera effects) for a
+whole batch, in about 7 ms of CPU per image:
 
 1. bodies, cameras, clothes and light for all N images in torch (on the device of the body model: a
    GPU when there is one), with one SMPL pass;
 2. the renderer's fixed light and the random light baked into vertex colours (the same Lambert terms
-   the renderer and ``synthetic_appearance.light_vertex_colors`` apply), so OpenGL draws flat-shaded, interpolated
-   colours: the costly per-pixel lighting of pyrender's PBR shader is not run;
-3. backgrounds and occluders per image with the same functions as ``synthetic`` (``random_background``,
+   the renderer and ``synthetic_appearance.light_vertex_colors`` apply), so drawing only interpolates
+   colours: no per-pixel lighting;
+3. all N bodies drawn over their backgrounds in one call of ``raster.draw_over`` (2 × 2 samples per
+   pixel; compiled loops on a CPU, tensor operations on a GPU);
+4. backgrounds and occluders per image with the same functions as ``synthetic`` (``random_background``,
    ``draw_occluders``), from a NumPy generator seeded by the image's seed, and the camera effects
-   (exposure, white balance, noise) for the whole batch in torch.
+   (exposure, white balance, noise) for the whole batch.
 
 Labels are made exactly as ``SyntheticWorld.generate`` makes them: SMPL(θ, β) with cam reproduces
 the 2D keypoints, and visibility follows the crop and the occluders.
@@ -140,7 +142,7 @@ def frame_bodies(vertices_xy: torch.Tensor, generator: torch.Generator, config: 
 
 
 class BatchedWorld:
-    """Draws batches of the synthetic world: bodies and labels in torch, one flat-shaded draw per body.
+    """Draws batches of the synthetic world: bodies and labels in torch, all bodies in one rasterisation.
 
     Args:
         backend: "torch" (or "auto") draws the whole batch at once with ``raster`` (antialiased by 2 × 2
@@ -152,6 +154,7 @@ class BatchedWorld:
 
     def __init__(self, backend: str | None = "auto", model_path: str | Path | None = None,
                  device: str | torch.device = "cpu"):
+        backend = "auto" if backend is None else backend
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
         # "torch" draws the whole batch with ``raster``; the others draw one body at a time.
@@ -162,9 +165,8 @@ class BatchedWorld:
         self.model = world.model.to(self.device)
         self.faces_np = world.faces
         self.faces = torch.as_tensor(world.faces, dtype=torch.int64, device=self.device)
-        # A closed mesh is drawn without its back faces (raster.closed_mesh_winding); the depth buffer is kept.
+        # A closed mesh is drawn without its back faces (raster.closed_mesh_winding).
         self.cull = raster.closed_mesh_winding(self.model.v_template.cpu().numpy(), world.faces)
-        self._workspace: dict = {}
         regions = world.regions
         self.region_names = regions.names
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), device=self.device)  # noqa: E731
@@ -274,7 +276,7 @@ class BatchedWorld:
             pixels = camera.normalized_to_pixel(camera.weak_perspective_project(vertices.float(), cam.float().to(dev)),
                                                 size)  # (N, V, 2)
             images = raster.draw_over(pixels, vertices[..., 2].float(), self.faces, shaded.float(),
-                                      torch.from_numpy(backgrounds), SUPERSAMPLE, self.cull, self._workspace)
+                                      torch.from_numpy(backgrounds), SUPERSAMPLE, self.cull)
             return images.cpu().numpy()
         draw = render_flat if self.backend == "pyrender" else rasterize_flat
         images = np.empty_like(backgrounds)
@@ -497,7 +499,9 @@ class OnTheFlySynthetic(SyntheticDataset):
         backend: render backend of the worker's ``BatchedWorld``.
     """
 
-    spawn_workers = True  # it renders with OpenGL: loader workers are spawned, never forked
+    # Loader workers are spawned, never forked: a forked worker would inherit the parent's OpenGL context
+    # (with the pyrender backend) and torch's threads.
+    spawn_workers = True
 
     def __init__(self, split: str = "train", augment: AugmentConfig | None = None, length: int = 100_000,
                  backend: str = "auto"):

@@ -1,5 +1,7 @@
 """The batched rasteriser against ``render``'s NumPy rasteriser, exact areas, culling and supersampling."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -35,7 +37,15 @@ def bodies():
     return pixels, vertices[..., 2], torch.as_tensor(model.faces, dtype=torch.int64)
 
 
-METHODS = [("cpu", "tensors"), ("cpu", "loops")] + [(device, "tensors") for device in DEVICES if device != "cpu"]
+try:
+    import numba  # noqa: F401
+except ImportError:
+    numba = None
+# The compiled loops need numba (the ``render`` extra); the tensors run anywhere.
+LOOPS = pytest.param("loops", marks=pytest.mark.skipif(numba is None, reason="numba is not installed"))
+BOTH = ["tensors", LOOPS]
+METHODS = [("cpu", "tensors"), pytest.param("cpu", "loops", marks=LOOPS.marks)] + [
+    (device, "tensors") for device in DEVICES if device != "cpu"]
 
 
 @pytest.mark.parametrize("device,method", METHODS)
@@ -58,7 +68,7 @@ def test_matches_the_numpy_rasteriser_on_bodies(bodies, device, method):
                                        bary[same & (face_id >= 0)], atol=2e-3)
 
 
-@pytest.mark.parametrize("method", ["tensors", "loops"])
+@pytest.mark.parametrize("method", BOTH)
 def test_depth_order_and_both_sides(method):
     """The nearer of two overlapping squares wins wherever both cover; a square seen from behind is drawn."""
     square = torch.tensor([[10.0, 10.0], [50.0, 10.0], [50.0, 50.0], [10.0, 50.0]])
@@ -75,7 +85,7 @@ def test_depth_order_and_both_sides(method):
     assert (culled[0].face >= 0).sum() == 0 and (culled[1].face >= 0).sum() > 0  # the squares are anticlockwise
 
 
-@pytest.mark.parametrize("method", ["tensors", "loops"])
+@pytest.mark.parametrize("method", BOTH)
 @pytest.mark.parametrize("supersample", [1, 2, 4])
 def test_coverage_is_the_covered_area(supersample, method):
     """Summed coverage is a shape's area within the aliasing of its outline; a large triangle is drawn whole."""
@@ -112,7 +122,7 @@ def _clipped_area(triangle: np.ndarray, size: int) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
-@pytest.mark.parametrize("method", ["tensors", "loops"])
+@pytest.mark.parametrize("method", BOTH)
 def test_colours_are_interpolated_and_edges_antialiased(bodies, method):
     """Supersampled colours are the mean of the finer image's; edges get partial coverage."""
     pixels, depth, faces = bodies
@@ -129,6 +139,7 @@ def test_colours_are_interpolated_and_edges_antialiased(bodies, method):
     assert (rgb[coverage == 1] >= colors.min() - 1e-5).all() and (rgb[coverage == 1] <= colors.max() + 1e-5).all()
 
 
+@pytest.mark.skipif(numba is None, reason="numba is not installed")
 def test_loops_and_tensors_draw_the_same_images(bodies):
     """The two implementations agree at every pixel but a handful where a sample lies on an edge."""
     pixels, depth, faces = bodies
@@ -140,15 +151,80 @@ def test_loops_and_tensors_draw_the_same_images(bodies):
         assert differ.sum() <= 8, differ.sum()
 
 
+@pytest.mark.parametrize("method", BOTH)
+def test_a_hidden_sliver_stays_hidden(method):
+    """Slivers behind a square, along rows of sample centres: the square must hide them everywhere.
+
+    A triangle 1e-5 to 3e-7 samples thick whose long edge runs through sample centres holds those
+    samples; its depth there must be a blend of its corners' (all behind the square), not a plane
+    extrapolated with a huge slope.
+    """
+    generator = torch.Generator().manual_seed(1)
+    num = 400
+    pixels = torch.zeros(num, 7, 2, dtype=torch.float64)
+    pixels[:, :4] = torch.tensor([[0.0, 0.0], [64.0, 0.0], [0.0, 64.0], [64.0, 64.0]], dtype=torch.float64)
+    for n in range(num):
+        i0, j0, dx, dy, k = (int(v) for v in torch.randint(0, 20, (5,), generator=generator))
+        dx, dy, k = dx % 7 - 3, dy % 7 - 3, 2 + k % 8
+        dx = 1 if dx == dy == 0 else dx
+        ax, ay = i0 + 20.5, j0 + 20.5  # a sample centre
+        width = 10 ** (-5 - 1.5 * float(torch.rand((), generator=generator)))
+        t, length = float(torch.rand((), generator=generator)), math.hypot(dx, dy)
+        pixels[n, 4:] = torch.tensor([[ax, ay], [ax + k * dx, ay + k * dy],
+                                      [ax + t * k * dx - dy / length * width, ay + t * k * dy + dx / length * width]],
+                                     dtype=torch.float64)
+    depth = torch.cat((torch.zeros(num, 4), torch.rand(num, 3, generator=generator) * 0.5 + 0.5), 1)
+    faces = torch.tensor([[0, 1, 2], [1, 3, 2], [4, 5, 6]])
+    fragments = raster.rasterize(pixels.float(), depth, faces, 64, method=method)
+    assert (fragments.face != 2).all(), int((fragments.face == 2).flatten(1).any(1).sum())
+
+
+@pytest.mark.parametrize("method", BOTH)
+def test_ties_go_to_the_smaller_face_and_bad_coordinates_draw_nothing(method):
+    triangle = torch.tensor([[2.0, 2.0], [30.0, 2.0], [2.0, 30.0]])
+    pixels = torch.cat((triangle, triangle))[None]  # two copies at the same depth
+    fragments = raster.rasterize(pixels, torch.zeros(1, 6), torch.tensor([[3, 4, 5], [0, 1, 2]]), 32, method=method)
+    assert (fragments.face[0, 5, 5] == 0) and set(fragments.face.unique().tolist()) == {-1, 0}
+    for bad in (float("inf"), float("nan"), 1e19, -1e19):
+        corrupt = pixels.clone()
+        corrupt[0, 4, 0] = bad
+        fragments = raster.rasterize(corrupt, torch.zeros(1, 6), torch.tensor([[3, 4, 5], [0, 1, 2]]), 32,
+                                     method=method)
+        if not np.isfinite(bad):
+            assert set(fragments.face.unique().tolist()) == {-1, 1}, bad  # the corrupt face is not drawn
+        assert (fragments.face >= 0).sum() > 300, bad  # a huge face is drawn where it covers, nothing breaks
+
+
+@pytest.mark.parametrize("method", BOTH)
+def test_empty_inputs(method):
+    faces = torch.tensor([[0, 1, 2]])
+    rgb, coverage = raster.draw_colors(torch.zeros(0, 3, 2), torch.zeros(0, 3), faces, torch.zeros(0, 3, 3), 8,
+                                       method=method)
+    assert rgb.shape == (0, 8, 8, 3) and coverage.shape == (0, 8, 8)
+    rgb, coverage = raster.draw_colors(torch.zeros(2, 3, 2), torch.zeros(2, 3), faces[:0], torch.zeros(2, 3, 3), 8,
+                                       method=method)
+    assert rgb.abs().sum() == 0 and coverage.sum() == 0
+
+
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="need pixels"):
         raster.rasterize(torch.zeros(5, 2), torch.zeros(5), torch.zeros(1, 3, dtype=torch.int64), 8)
-    with pytest.raises(ValueError, match="faces must have shape"):
+    with pytest.raises(ValueError, match="faces must be"):
         raster.rasterize(torch.zeros(1, 5, 2), torch.zeros(1, 5), torch.zeros(3, dtype=torch.int64), 8)
+    for method in ("tensors", "loops") if numba else ("tensors",):
+        with pytest.raises(ValueError, match=r"faces index vertices outside \[0, 3\)"):
+            raster.rasterize(torch.zeros(1, 3, 2), torch.zeros(1, 3), torch.tensor([[0, 1, 100000000]]), 8,
+                             method=method)
+        with pytest.raises(ValueError, match="cull must be"):
+            raster.rasterize(torch.zeros(1, 3, 2), torch.zeros(1, 3), torch.tensor([[0, 1, 2]]), 8, cull=2,
+                             method=method)
+        with pytest.raises(ValueError, match="supersample must be"):
+            raster.draw_colors(torch.zeros(1, 3, 2), torch.zeros(1, 3), torch.tensor([[0, 1, 2]]),
+                               torch.zeros(1, 3, 3), 8, supersample=1.5, method=method)
     with pytest.raises(ValueError, match="supersample"):
         raster.draw_colors(torch.zeros(1, 3, 2), torch.zeros(1, 3), torch.tensor([[0, 1, 2]]), torch.zeros(1, 3, 3),
                            8, supersample=0)
-    for method in ("tensors", "loops"):
+    for method in ("tensors", "loops") if numba else ("tensors",):
         with pytest.raises(ValueError, match="colors must have shape"):
             raster.draw_colors(torch.zeros(1, 3, 2), torch.zeros(1, 3), torch.tensor([[0, 1, 2]]),
                                torch.zeros(1, 4, 3), 8, method=method)
@@ -156,7 +232,7 @@ def test_bad_shapes_are_refused():
         raster.rasterize(torch.zeros(1, 3, 2), torch.zeros(1, 3), torch.tensor([[0, 1, 2]]), 8, method="opengl")
 
 
-@pytest.mark.parametrize("method", ["tensors", "loops"])
+@pytest.mark.parametrize("method", BOTH)
 def test_vertex_normals_match_the_per_mesh_function(bodies, method):
     pixels, depth, faces = bodies
     vertices = torch.cat((pixels.double() / 50.0, depth.double()[..., None]), -1)  # any (N, V, 3)
@@ -169,7 +245,7 @@ def test_vertex_normals_match_the_per_mesh_function(bodies, method):
         raster.vertex_normals(vertices[0], faces, method=method)
 
 
-@pytest.mark.parametrize("method", ["tensors", "loops"])
+@pytest.mark.parametrize("method", BOTH)
 def test_draw_over_composes_as_the_formula_says(bodies, method):
     pixels, depth, faces = bodies
     generator = torch.Generator().manual_seed(4)
