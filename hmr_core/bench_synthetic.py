@@ -19,11 +19,12 @@ def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"
 
     Runs ``synthetic_write.write_split`` (generation, rendering and shard writing, worker start-up included)
     into a temporary folder for each setting: "per_image" is ``synthetic.SyntheticWorld``, "batched" is
-    ``synthetic_batch.BatchedWorld`` (``write_split(batched=True)``). The "torch" backend (``raster``, whole
-    batches at once) is the batched world's only; it skips the per-image generator. Settings take turns in one run, so
-    a change in the machine's load touches them alike. A backend that cannot start here is reported and
-    skipped. The load average before and after is printed: on a shared machine it says how far the
-    numbers are from an idle one.
+    ``synthetic_batch.BatchedWorld`` (``write_split(batched=True)``). The "torch" backend (``raster``,
+    whole batches at once) is the batched world's only; it skips the per-image generator. A second rate
+    counts from the moment every worker has delivered its first task (``WriteReport.started_seconds``).
+    Settings take turns in one run, so a change in the machine's load touches them alike. A backend that
+    cannot start here is reported and skipped. The load average before and after is printed: on a shared
+    machine it says how far the numbers are from an idle one.
 
     Args:
         num_images: images per setting.
@@ -45,7 +46,7 @@ def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"
           f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
     print(f"{num_images} train images of {constants.IMG_SIZE}x{constants.IMG_SIZE} per setting, shards of 32, "
           f"tasks of {chunk_size} images, worker start-up included")
-    print(f"{'generator':>9} {'backend':>9} {'workers':>7} {'images/s':>9}")
+    print(f"{'generator':>9} {'backend':>9} {'workers':>7} {'images/s':>9} {'after start-up':>14}")
     rows = []
     for backend in backends:
         try:
@@ -63,8 +64,11 @@ def bench_synthetic(num_images=96, workers=(1, 2), backends=("numpy", "pyrender"
                                                          backend=backend, start=seed_start, progress=False,
                                                          chunk_size=chunk_size, batched=generator == "batched")
                 rate = report.num_images / report.seconds
+                steady = report.images_per_second_after_start_up
                 rows.append((generator, backend, num_workers, rate))
-                print(f"{generator:>9} {backend:>9} {num_workers:>7} {rate:>9.1f}", flush=True)
+                start_up = "" if report.started_seconds is None else f"  (start-up {report.started_seconds:.1f} s)"
+                print(f"{generator:>9} {backend:>9} {num_workers:>7} {rate:>9.1f} "
+                      f"{'-' if steady is None else f'{steady:.1f}':>14}{start_up}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     return rows
 

@@ -304,19 +304,25 @@ def _sample_image(name: str) -> np.ndarray:
     return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=float) / 255.0
 
 
+@lru_cache(maxsize=None)
+def _sample_image_uint8(name: str) -> np.ndarray:
+    """``_sample_image`` as (H, W, 3) uint8, truncated as ``(x * 255).astype(np.uint8)`` does (once per process)."""
+    return (_sample_image(name) * 255).astype(np.uint8)
+
+
 def photo_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """A random crop of a shipped photograph or terrain raster, flipped and tinted at random, (H, W, 3)."""
     from PIL import Image
 
     names = constants.SYNTHETIC_PHOTOS + constants.SYNTHETIC_ELEVATION_MAPS
-    source = _sample_image(names[rng.integers(len(names))])
+    source = _sample_image_uint8(names[rng.integers(len(names))])
     height, width = source.shape[:2]
     side = int(min(height, width) * rng.uniform(0.25, 0.8))  # parts of the photo, rarely all of it
     top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
     crop = source[top:top + side, left:left + side]
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
-    pil = Image.fromarray((crop * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+    pil = Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BILINEAR)
     tint = (1.0 + 0.15 * rng.uniform(-1.0, 1.0, 3)) / 255.0
     return (np.asarray(pil, dtype=np.float32) * tint.astype(np.float32)).clip(0.0, 1.0)
 

@@ -176,6 +176,9 @@ def test_label_statistics_match_the_per_image_world(world):
 def test_write_split_batched_writes_shards_the_dataset_reads(tmp_path):
     report = synthetic_write.write_split(tmp_path, "test", 5, shard_size=4, progress=False, batched=True, chunk_size=4)
     assert report.num_images == 5 and len(report.written) == 2
+    # one worker: start-up ends with the first task of 4 images; one image comes after it
+    assert report.started_images == 4 and 0 < report.started_seconds <= report.seconds
+    assert report.images_per_second_after_start_up > 0
     dataset = synthetic_shards.SyntheticDataset(tmp_path, "test")
     assert len(dataset) == 5 and dataset[4]["img"].shape == (3, constants.IMG_SIZE, constants.IMG_SIZE)
 
