@@ -5,7 +5,7 @@ image on the development machine's cores (docs/benchmarks.md): most of it in Ope
 (Mesa's software renderer), in drawing one pose at a time (the penetration test, forward kinematics) and
 in NumPy per-vertex work. ``BatchedWorld`` draws the same world (the same ``WorldConfig`` presets, the
 same distributions of bodies, cameras, clothes, light, backgrounds, occluders and camera effects) for a
-whole batch, in about 7 ms of CPU per image:
+whole batch, in about 7–9 ms of CPU per image:
 
 1. bodies, cameras, clothes and light for all N images in torch (on the device of the body model: a
    GPU when there is one), with one SMPL pass;
