@@ -56,6 +56,18 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _backend_starts(backend: str) -> bool:
+    """Whether ``render``'s backend can start here; if not, print a line that says why (a benchmark skips it)."""
+    from hmr_core import render
+
+    try:
+        render.available_backend(backend)
+    except RuntimeError as err:
+        print(f"{backend:>9} unavailable: {err}")
+        return False
+    return True
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m hmr_core.bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from hmr_core import constants
-from hmr_core.bench import _cpu_name
+from hmr_core.bench import _backend_starts, _cpu_name
 
 
 REDRAW_GOAL_MS = 200.0  # a slider redraw slower than this no longer feels live
@@ -59,10 +59,7 @@ def bench_redraw(sizes=(256, 224), backends=("numpy", "pyrender"), redraws=10, r
     print(f"{'backend':>9} {'size':>5} {'median ms':>10} {'max ms':>7}")
     rows = []
     for backend in backends:
-        try:
-            render.available_backend(backend)
-        except RuntimeError as err:
-            print(f"{backend:>9} unavailable: {err}")
+        if not _backend_starts(backend):
             continue
         for size in sizes:
             calls = [dict(v, size=size, backend=backend) for v in values]

@@ -129,10 +129,7 @@ def visible_samples(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tens
     Raises:
         ValueError: for shapes that do not fit, face indices outside [0, V), or a bad ``size`` or ``cull``.
     """
-    _check_inputs(pixels, depth, faces, size, 1, cull)
-    if attributes is not None and (attributes.ndim != 3 or attributes.shape[:2] != pixels.shape[:2]):
-        raise ValueError(f"attributes must have shape (N, V, C) = {tuple(pixels.shape[:2])} + (C,), got "
-                         f"{tuple(attributes.shape)}")
+    _check_inputs(pixels, depth, faces, size, 1, cull, attributes, "attributes")
     num, num_faces, dev = len(pixels), len(faces), pixels.device
     if num == 0 or num_faces == 0:
         none = torch.zeros(0, dtype=torch.int64, device=dev)
@@ -302,10 +299,7 @@ def draw_colors(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, 
             positive integer, or an unknown ``method``.
     """
     num = len(pixels)
-    _check_inputs(pixels, depth, faces, size, supersample, cull)
-    if colors.ndim != 3 or colors.shape[:2] != pixels.shape[:2]:
-        raise ValueError(f"colors must have shape (N, V, C) = {tuple(pixels.shape[:2])} + (C,), got "
-                         f"{tuple(colors.shape)}")
+    _check_inputs(pixels, depth, faces, size, supersample, cull, colors)
     if _choose_method(method, pixels) == "loops":
         rgb = np.zeros((num, size, size, colors.shape[2]), dtype=np.float32)
         coverage = np.zeros((num, size, size), dtype=np.float32)
@@ -345,10 +339,7 @@ def draw_over(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, co
                          f"{colors.shape[-1]}, got {tuple(background.shape)} {background.dtype}")
     size = background.shape[1]
     if _choose_method(method, pixels) == "loops":
-        _check_inputs(pixels, depth, faces, size, supersample, cull)
-        if colors.ndim != 3 or colors.shape[:2] != pixels.shape[:2]:
-            raise ValueError(f"colors must have shape (N, V, C) = {tuple(pixels.shape[:2])} + (C,), got "
-                             f"{tuple(colors.shape)}")
+        _check_inputs(pixels, depth, faces, size, supersample, cull, colors)
         images = np.empty(tuple(background.shape), dtype=np.uint8)
         _compiled_loops()(*_as_arrays(pixels, depth, faces, colors), size, supersample, cull, *_NO_COLORS, False,
                           *_NO_RECORD, np.ascontiguousarray(background.cpu().numpy()), images)
@@ -430,8 +421,8 @@ def _check_faces(faces: torch.Tensor, num_vertices: int) -> None:
 
 
 def _check_inputs(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, size: int, supersample: int,
-                  cull: int) -> None:
-    """The checks of every entry point: shapes, face indices and settings."""
+                  cull: int, colors: torch.Tensor | None = None, name: str = "colors") -> None:
+    """The checks of every entry point: shapes, face indices, settings and (N, V, C) vertex ``colors``."""
     if pixels.ndim != 3 or pixels.shape[-1] != 2 or depth.shape != pixels.shape[:2]:
         raise ValueError(f"need pixels (N, V, 2) and depth (N, V), got {tuple(pixels.shape)} and "
                          f"{tuple(depth.shape)}")
@@ -442,6 +433,9 @@ def _check_inputs(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor
         raise ValueError(f"supersample must be a positive integer, got {supersample!r}")
     if cull not in (-1, 0, 1):
         raise ValueError(f"cull must be -1, 0 or 1, got {cull!r}")
+    if colors is not None and (colors.ndim != 3 or colors.shape[:2] != pixels.shape[:2]):
+        raise ValueError(f"{name} must have shape (N, V, C) = {tuple(pixels.shape[:2])} + (C,), got "
+                         f"{tuple(colors.shape)}")
 
 
 def _as_arrays(pixels, depth, faces, colors):
